@@ -1,0 +1,308 @@
+package alpine
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/download"
+)
+
+// ErrSignature is wrapped by errors about a missing or invalid signature on
+// an APKINDEX or a package.
+var ErrSignature = errors.New("signature verification failed")
+
+// maxMember bounds one decompressed member read into memory (an APKINDEX,
+// a .PKGINFO, a signature).
+const maxMember = 64 << 20
+
+// Keyring holds the RSA public keys apk trusts, by file name (the name a
+// signature refers to, e.g. alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub).
+type Keyring map[string]*rsa.PublicKey
+
+// LoadKeys reads the PEM public keys in dir (the minirootfs's
+// /etc/apk/keys). A directory without any key is an error: nothing could be
+// verified.
+func LoadKeys(dir string) (Keyring, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load apk keys: %w", err)
+	}
+	keys := Keyring{}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("load apk keys: %w", err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			continue
+		}
+		pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("load apk key %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		if rk, ok := pub.(*rsa.PublicKey); ok {
+			keys[e.Name()] = rk
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("load apk keys: no RSA public key in %s", dir)
+	}
+	return keys, nil
+}
+
+// IndexEntry is one package of an APKINDEX.
+type IndexEntry struct {
+	Name    string // P:
+	Version string // V:
+	Arch    string // A:
+	// Checksum is the SHA1 of the package's control segment (C:Q1<base64>),
+	// which the package's signature covers and which holds the data hash.
+	Checksum []byte
+	Size     int64    // S:
+	Depends  []string // D:
+}
+
+// ParseIndex reads the text of an APKINDEX: blank-line separated records
+// of "X:value" lines.
+func ParseIndex(r io.Reader) ([]IndexEntry, error) {
+	var out []IndexEntry
+	var cur IndexEntry
+	flush := func() {
+		if cur.Name != "" {
+			out = append(out, cur)
+		}
+		cur = IndexEntry{}
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			flush()
+			continue
+		}
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || len(key) != 1 {
+			return nil, fmt.Errorf("APKINDEX line %d: want X:value, got %q", n, line)
+		}
+		switch key {
+		case "P":
+			cur.Name = val
+		case "V":
+			cur.Version = val
+		case "A":
+			cur.Arch = val
+		case "S":
+			cur.Size, _ = strconv.ParseInt(val, 10, 64)
+		case "D":
+			cur.Depends = strings.Fields(val)
+		case "C":
+			sum, err := decodeChecksum(val)
+			if err != nil {
+				return nil, fmt.Errorf("APKINDEX line %d: %w", n, err)
+			}
+			cur.Checksum = sum
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read APKINDEX: %w", err)
+	}
+	flush()
+	return out, nil
+}
+
+// decodeChecksum decodes "Q1<base64 SHA1>"; the older hex MD5 form is not
+// accepted since it proves nothing today.
+func decodeChecksum(v string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(v, "Q1")
+	if !ok {
+		return nil, fmt.Errorf("unsupported checksum %q (want Q1 + base64 SHA1)", v)
+	}
+	sum, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(sum) != sha1.Size {
+		return nil, fmt.Errorf("invalid checksum %q", v)
+	}
+	return sum, nil
+}
+
+// splitGzip splits data into its concatenated gzip members. Signed apk
+// files are such concatenations: signature, control, data.
+func splitGzip(data []byte) ([][]byte, error) {
+	var parts [][]byte
+	r := bytes.NewReader(data)
+	for r.Len() > 0 {
+		start := len(data) - r.Len()
+		// bytes.Reader is an io.ByteReader, so the decompressor reads
+		// exactly one member and leaves r at the next.
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("gzip member at byte %d: %w", start, err)
+		}
+		zr.Multistream(false)
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			return nil, fmt.Errorf("gzip member at byte %d: %w", start, err)
+		}
+		parts = append(parts, data[start:len(data)-r.Len()])
+	}
+	return parts, nil
+}
+
+// tarFiles returns the regular files of a gzip-compressed tar member,
+// accepting the missing end-of-archive blocks of apk's members.
+func tarFiles(member []byte) (map[string][]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(member))
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := readAllLimited(tr, maxMember)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", hdr.Name, err)
+		}
+		files[hdr.Name] = b
+	}
+}
+
+// verify checks that the signature member sig (a tar holding
+// .SIGN.RSA.<key> for RSA/SHA1 or .SIGN.RSA256.<key> for RSA/SHA256) signs
+// signed with a key of the keyring, and returns the key's name.
+func (k Keyring) verify(sig, signed []byte) (string, error) {
+	files, err := tarFiles(sig)
+	if err != nil {
+		return "", fmt.Errorf("%w: read signature: %w", ErrSignature, err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var tried []string
+	for _, name := range names {
+		s := files[name]
+		hashType, key := crypto.SHA1, strings.TrimPrefix(name, ".SIGN.RSA.")
+		if rest, ok := strings.CutPrefix(name, ".SIGN.RSA256."); ok {
+			hashType, key = crypto.SHA256, rest
+		} else if key == name {
+			continue
+		}
+		tried = append(tried, key)
+		pub, ok := k[key]
+		if !ok {
+			continue
+		}
+		h := hashType.New()
+		h.Write(signed)
+		if err := rsa.VerifyPKCS1v15(pub, hashType, h.Sum(nil), s); err != nil {
+			return "", fmt.Errorf("%w: key %s: %w", ErrSignature, key, err)
+		}
+		return key, nil
+	}
+	if len(tried) == 0 {
+		return "", fmt.Errorf("%w: not signed", ErrSignature)
+	}
+	return "", fmt.Errorf("%w: signed by %s, none of them a trusted key", ErrSignature, strings.Join(tried, ", "))
+}
+
+// ReadIndex verifies a signed APKINDEX.tar.gz against the keyring and
+// returns its entries.
+func ReadIndex(data []byte, keys Keyring) ([]IndexEntry, error) {
+	parts, err := splitGzip(data)
+	if err != nil {
+		return nil, fmt.Errorf("APKINDEX.tar.gz: %w", err)
+	}
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("APKINDEX.tar.gz: %w: not signed", ErrSignature)
+	}
+	signed := data[len(parts[0]):]
+	if _, err := keys.verify(parts[0], signed); err != nil {
+		return nil, fmt.Errorf("APKINDEX.tar.gz: %w", err)
+	}
+	files, err := tarFiles(signed)
+	if err != nil {
+		return nil, fmt.Errorf("APKINDEX.tar.gz: %w", err)
+	}
+	idx, ok := files["APKINDEX"]
+	if !ok {
+		return nil, errors.New("APKINDEX.tar.gz: no APKINDEX file")
+	}
+	return ParseIndex(bytes.NewReader(idx))
+}
+
+// VerifyPackage checks a downloaded .apk against its index entry: the
+// signature over the control member (trusted key), the control member's
+// SHA1 against the index's C: field, and the data member's SHA256 against
+// the datahash the control member's .PKGINFO declares. It returns the data
+// member (a gzip-compressed tar of the package's files).
+func VerifyPackage(data []byte, want IndexEntry, keys Keyring) ([]byte, error) {
+	parts, err := splitGzip(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: want signature, control and data members, found %d members", ErrSignature, len(parts))
+	}
+	sig, control, payload := parts[0], parts[1], parts[2]
+	if _, err := keys.verify(sig, control); err != nil {
+		return nil, err
+	}
+	if got := sha1.Sum(control); !bytes.Equal(got[:], want.Checksum) {
+		return nil, fmt.Errorf("control member: %w: expected sha1 %x (APKINDEX), got %x", download.ErrChecksum, want.Checksum, got)
+	}
+	files, err := tarFiles(control)
+	if err != nil {
+		return nil, fmt.Errorf("control member: %w", err)
+	}
+	datahash := pkginfo(files[".PKGINFO"], "datahash")
+	if datahash == "" {
+		return nil, errors.New(".PKGINFO has no datahash")
+	}
+	if got := sha256.Sum256(payload); hex.EncodeToString(got[:]) != datahash {
+		return nil, fmt.Errorf("data member: %w: expected sha256 %s (.PKGINFO), got %x", download.ErrChecksum, datahash, got)
+	}
+	return payload, nil
+}
+
+// pkginfo returns the value of key in a .PKGINFO ("key = value" lines).
+func pkginfo(b []byte, key string) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

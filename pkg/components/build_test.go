@@ -1,0 +1,400 @@
+package components
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/download"
+	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
+)
+
+func mustWrite(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	testutil.RequireTool(t, "git")
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func hello(msg string) string {
+	return "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + msg + "\") }\n"
+}
+
+// goRepo makes a git repository holding a tiny Go program tagged v1.0.0.
+func goRepo(t *testing.T) string {
+	t.Helper()
+	testutil.RequireTool(t, "go")
+	repo := filepath.Join(t.TempDir(), "hello")
+	mustWrite(t, filepath.Join(repo, "go.mod"), "module example.org/hello\n\ngo 1.21\n", 0o644)
+	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v1"), 0o644)
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-q", "-m", "v1")
+	git(t, repo, "tag", "v1.0.0")
+	return repo
+}
+
+func run(t *testing.T, bin string) string {
+	t.Helper()
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func warnings(h *test.Hook) string {
+	var w []string
+	for _, e := range h.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			w = append(w, e.Message)
+		}
+	}
+	return strings.Join(w, "\n")
+}
+
+func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
+	repo := goRepo(t)
+	work := t.TempDir()
+	log, hook := test.NewNullLogger()
+	opt := Options{WorkDir: work, Jobs: 2, Log: log}
+	comps := []Component{{Type: Git, Name: "hello", Source: repo, Version: "v1.0.0",
+		Build: BuildSpec{Kind: Go, Arg: "./cmd/hello"}, InstallPath: "/usr/bin/hello", File: "sources.conf", Line: 1}}
+	ctx := context.Background()
+
+	if err := Build(ctx, comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	info, err := elfbin.Read(opt.Artifact(comps[0]))
+	if err != nil || !info.Static() {
+		t.Fatalf("artifact not static: %+v %v", info, err)
+	}
+	root := t.TempDir()
+	if err := Copy(ctx, comps, root, true, opt); err != nil {
+		t.Fatal(err)
+	}
+	installed := filepath.Join(root, "usr/bin/hello")
+	if got := run(t, installed); got != "hello v1" {
+		t.Errorf("installed binary says %q", got)
+	}
+	st, _ := os.Stat(installed)
+	ast, _ := os.Stat(opt.Artifact(comps[0]))
+	if st.Mode().Perm() != 0o755 || st.Size() >= ast.Size() {
+		t.Errorf("installed mode %v size %d (artifact %d): want 0755 and stripped", st.Mode(), st.Size(), ast.Size())
+	}
+	if _, err := os.Stat(opt.LogFile(comps[0])); err != nil {
+		t.Errorf("no build log: %v", err)
+	}
+
+	// A maintainer edits the checkout: the rerun keeps and builds the edit.
+	edited := filepath.Join(work, "hello/cmd/hello/main.go")
+	mustWrite(t, edited, hello("edited"), 0o644)
+	if err := Build(ctx, comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(edited); string(b) != hello("edited") {
+		t.Fatal("rerun discarded the local edit")
+	}
+	if got := run(t, opt.Artifact(comps[0])); got != "edited" {
+		t.Errorf("rerun built %q, want the edited tree", got)
+	}
+	if w := warnings(hook); !strings.Contains(w, "local changes") {
+		t.Errorf("no warning about local changes, got %q", w)
+	}
+
+	// Upstream moves on; a clean checkout follows VERSION.
+	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v2"), 0o644)
+	git(t, repo, "commit", "-q", "-am", "v2")
+	git(t, repo, "tag", "v2.0.0")
+	mustWrite(t, edited, hello("hello v1"), 0o644) // undo the edit by hand: clean again
+	comps[0].Version = "v2.0.0"
+	if err := Build(ctx, comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, opt.Artifact(comps[0])); got != "hello v2" {
+		t.Errorf("clean checkout built %q, want v2", got)
+	}
+
+	// A local commit is work too: never moved away from.
+	checkout := filepath.Join(work, "hello")
+	mustWrite(t, edited, hello("local commit"), 0o644)
+	git(t, checkout, "commit", "-q", "-am", "mine")
+	comps[0].Version = "v1.0.0"
+	hook.Reset()
+	if err := Build(ctx, comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, opt.Artifact(comps[0])); got != "local commit" {
+		t.Errorf("built %q, want the local commit", got)
+	}
+	if w := warnings(hook); !strings.Contains(w, "local commits") {
+		t.Errorf("no warning about local commits, got %q", w)
+	}
+}
+
+func TestGitBranchVersionFollowsRemote(t *testing.T) {
+	repo := goRepo(t)
+	// SOURCE relative to the project root, as a local path in sources.conf.
+	opt := Options{WorkDir: t.TempDir(), ProjectRoot: filepath.Dir(repo)}
+	comps := []Component{{Type: Git, Name: "hello", Source: "hello", Version: "main",
+		Build: BuildSpec{Kind: Go, Arg: "./cmd/hello"}, InstallPath: "/usr/bin/hello"}}
+	if err := Build(context.Background(), comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("main moved"), 0o644)
+	git(t, repo, "commit", "-q", "-am", "move")
+	if err := Build(context.Background(), comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, opt.Artifact(comps[0])); got != "main moved" {
+		t.Errorf("built %q, want the branch's new head", got)
+	}
+}
+
+func TestBuildFailureShowsLogTail(t *testing.T) {
+	testutil.RequireTool(t, "go")
+	src := t.TempDir()
+	mustWrite(t, filepath.Join(src, "go.mod"), "module example.org/broken\n\ngo 1.21\n", 0o644)
+	mustWrite(t, filepath.Join(src, "main.go"), "package main\n\nfunc main() { undefinedThing() }\n", 0o644)
+	opt := Options{WorkDir: t.TempDir(), ProjectRoot: "/"}
+	ok := Component{Type: Local, Name: "fine", Source: "/bin/busybox", Build: BuildSpec{Kind: None}, InstallPath: "/bin/fine"}
+	bad := Component{Type: Local, Name: "broken", Source: src, Build: BuildSpec{Kind: Go}, InstallPath: "/usr/bin/broken", File: "sources.conf", Line: 9}
+	err := Build(context.Background(), []Component{ok, bad}, opt)
+	if !errors.Is(err, ErrBuild) {
+		t.Fatalf("err = %v, want ErrBuild", err)
+	}
+	for _, w := range []string{"broken (sources.conf:9)", "undefined: undefinedThing", opt.LogFile(bad)} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%s", w, err)
+		}
+	}
+	if _, serr := os.Stat(opt.Artifact(ok)); serr != nil {
+		t.Errorf("the good component was not built alongside: %v", serr)
+	}
+}
+
+func TestTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	var b strings.Builder
+	for i := range 100 {
+		b.WriteString(strings.Repeat("x", i%7) + "\n")
+	}
+	mustWrite(t, p, b.String(), 0o644)
+	if got := strings.Count(tail(p, TailLines), "\n") + 1; got != TailLines {
+		t.Errorf("tail has %d lines", got)
+	}
+}
+
+// staticBinary builds a small static program to serve as a release.
+func staticBinary(t *testing.T) []byte {
+	t.Helper()
+	testutil.RequireTool(t, "go")
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "go.mod"), "module example.org/rel\n\ngo 1.21\n", 0o644)
+	mustWrite(t, filepath.Join(dir, "main.go"), hello("released"), 0o644)
+	cmd := exec.Command("go", "build", "-o", "rel", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "rel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tgz(t *testing.T, name string, body []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "rel-1.0/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))})
+	tw.Write(body)
+	tw.WriteHeader(&tar.Header{Name: "rel-1.0/README", Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestReleaseComponent(t *testing.T) {
+	bin := staticBinary(t)
+	archive := tgz(t, "rel-1.0/bin/corex", bin)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/corex":
+			w.Write(bin)
+		case "/corex.tar.gz":
+			w.Write(archive)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	f := download.New(download.Options{CacheDir: t.TempDir(), Backoff: time.Millisecond})
+	opt := Options{WorkDir: t.TempDir(), Fetcher: f}
+	comps := []Component{
+		{Type: Release, Name: "corex", Source: srv.URL + "/corex", Version: "2.1.4", SHA256: sum(bin), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		{Type: Release, Name: "corex-tgz", Source: srv.URL + "/corex.tar.gz", SHA256: sum(archive), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+	}
+	if err := Build(context.Background(), comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Copy(context.Background(), comps[1:], root, false, opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, filepath.Join(root, "usr/bin/corex")); got != "released" {
+		t.Errorf("installed release says %q", got)
+	}
+
+	wrong := comps[0]
+	wrong.SHA256 = strings.Repeat("0", 64)
+	wrong.Name = "corex-wrong"
+	err := Build(context.Background(), []Component{wrong}, opt)
+	if !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), sum(bin)) {
+		t.Errorf("err = %v, want ErrChecksum naming the actual hash", err)
+	}
+	if _, serr := os.Stat(opt.Artifact(wrong)); !errors.Is(serr, os.ErrNotExist) {
+		t.Error("a binary with a wrong checksum was staged")
+	}
+}
+
+func TestLocalScriptAndMakeComponents(t *testing.T) {
+	testutil.RequireTool(t, "make")
+	testutil.RequireFile(t, "/bin/busybox")
+	project := t.TempDir()
+	mustWrite(t, filepath.Join(project, "scripts/build-tool.sh"), "set -e\ncp /bin/busybox \"$OUT\"\necho built $NAME in $SRC\n", 0o755)
+	mustWrite(t, filepath.Join(project, "src/mk/Makefile"), "all:\n\tmkdir -p out && cp /bin/busybox out/mk\n", 0o644)
+	opt := Options{WorkDir: t.TempDir(), ProjectRoot: project}
+	comps := []Component{
+		{Type: Local, Name: "scripted", Source: "src", Build: BuildSpec{Kind: Script, Arg: "scripts/build-tool.sh"}, InstallPath: "/usr/bin/scripted"},
+		{Type: Local, Name: "made", Source: "src/mk", Build: BuildSpec{Kind: Make, Arg: "all", Bin: "out/mk"}, InstallPath: "/usr/bin/made"},
+	}
+	if err := Build(context.Background(), comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(comps, opt); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := os.ReadFile(opt.LogFile(comps[0])); !strings.Contains(string(log), "built scripted in "+filepath.Join(project, "src")) {
+		t.Errorf("script log: %q", log)
+	}
+}
+
+func TestVerifyReportsEverything(t *testing.T) {
+	testutil.RequireFile(t, "/bin/busybox")
+	testutil.RequireFile(t, "/bin/ls")
+	opt := Options{WorkDir: t.TempDir()}
+	put := func(name, from string, mode os.FileMode) Component {
+		c := Component{Name: name, InstallPath: "/usr/bin/" + name, File: "sources.conf", Line: len(name)}
+		if from != "" {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, opt.Artifact(c), string(b), mode)
+		}
+		return c
+	}
+	script := filepath.Join(t.TempDir(), "s.sh")
+	mustWrite(t, script, "#!/bin/sh\n", 0o755)
+	dynOK := put("dynok", "/bin/ls", 0o755)
+	dynOK.Dynamic = true
+	comps := []Component{
+		put("static", "/bin/busybox", 0o755),
+		put("missing", "", 0),
+		put("dynamic", "/bin/ls", 0o755),
+		put("script", script, 0o755),
+		put("noexec", "/bin/busybox", 0o644),
+		dynOK,
+	}
+	err := Verify(comps, opt)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []error{ErrMissing, ErrNotStatic, elfbin.ErrNotELF, ErrNotExecutable} {
+		if !errors.Is(err, want) {
+			t.Errorf("error does not report %v:\n%s", want, err)
+		}
+	}
+	msg := err.Error()
+	for _, name := range []string{"missing", "dynamic", "script", "noexec"} {
+		if !strings.Contains(msg, "component "+name+" (sources.conf:") {
+			t.Errorf("error does not name %s:\n%s", name, msg)
+		}
+	}
+	for _, name := range []string{"component static ", "component dynok "} {
+		if strings.Contains(msg, name) {
+			t.Errorf("error blames %s:\n%s", name, msg)
+		}
+	}
+}
+
+func TestCopyStaysInsideRoot(t *testing.T) {
+	testutil.RequireFile(t, "/bin/busybox")
+	parent := t.TempDir()
+	root := filepath.Join(parent, "root")
+	outside := filepath.Join(parent, "outside")
+	os.MkdirAll(root, 0o755)
+	os.MkdirAll(outside, 0o755)
+	if err := os.Symlink(outside, filepath.Join(root, "usr")); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{WorkDir: t.TempDir()}
+	c := Component{Name: "x", InstallPath: "/usr/bin/x"}
+	b, _ := os.ReadFile("/bin/busybox")
+	mustWrite(t, opt.Artifact(c), string(b), 0o755)
+	if err := Copy(context.Background(), []Component{c}, root, false, opt); err == nil {
+		t.Fatal("Copy followed a symlink out of the root")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written outside the root: %v", ents)
+	}
+}

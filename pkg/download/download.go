@@ -1,0 +1,236 @@
+// Package download is the one way the build fetches anything from the
+// network: HTTP(S) and file:// URLs, a cache keyed by URL and checksum,
+// sha256 verification before a file is handed out, downloads to a temporary
+// name renamed into place, retries with backoff on transient errors, and
+// errors that name the URL without its credentials.
+package download
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/pkg/progress"
+)
+
+// ErrChecksum is wrapped by the error returned when a file's sha256 differs
+// from the pinned one.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// ErrStatus is wrapped by the error returned for an HTTP status that is not a
+// success; a *StatusError carries the code.
+var ErrStatus = errors.New("unexpected HTTP status")
+
+// StatusError is an HTTP answer other than 200 (or 206/304 where asked for).
+type StatusError struct {
+	Code int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %d %s", ErrStatus, e.Code, http.StatusText(e.Code))
+}
+
+// Unwrap lets errors.Is(err, ErrStatus) match.
+func (e *StatusError) Unwrap() error { return ErrStatus }
+
+// MaxBytes bounds what Bytes reads into memory: index documents are small,
+// and a misconfigured URL must not exhaust memory.
+const MaxBytes = 256 << 20
+
+// Options configure a Fetcher. The zero value (apart from CacheDir, which
+// File needs) is sensible: http.DefaultClient, 3 retries, no progress output.
+type Options struct {
+	// CacheDir holds downloaded files; File needs it, Bytes does not.
+	CacheDir string
+	// Log receives retry warnings and cache hits; nil is silent.
+	Log logrus.FieldLogger
+	// Retries is how many times a transient failure is retried after the
+	// first attempt: 0 means 3, a negative value means none.
+	Retries int
+	// Client makes the requests; nil means http.DefaultClient.
+	Client *http.Client
+	// Backoff is the wait before the first retry, doubled for each next one
+	// (capped at 30 s); 0 means 1 s.
+	Backoff time.Duration
+	// Progress, when set, shows a progress bar (terminal) or periodic lines
+	// for each file download; nil shows nothing.
+	Progress *progress.Options
+}
+
+// Fetcher downloads files. It is safe for concurrent use; concurrent calls
+// for the same file download it twice and the last rename wins, which is
+// harmless since both copies are verified.
+type Fetcher struct {
+	opt Options
+	log logrus.FieldLogger
+}
+
+// New returns a Fetcher.
+func New(opt Options) *Fetcher {
+	if opt.Client == nil {
+		opt.Client = http.DefaultClient
+	}
+	switch {
+	case opt.Retries == 0:
+		opt.Retries = 3
+	case opt.Retries < 0:
+		opt.Retries = 0
+	}
+	if opt.Backoff <= 0 {
+		opt.Backoff = time.Second
+	}
+	log := opt.Log
+	if log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		log = l
+	}
+	return &Fetcher{opt: opt, log: log}
+}
+
+// File returns the path of a local, verified copy of rawURL. With sha256hex
+// set, a cached copy whose hash matches is returned without any request, and
+// a download whose hash differs is deleted and reported with an error
+// wrapping ErrChecksum. With sha256hex empty the cached copy is revalidated
+// with a conditional request (ETag / Last-Modified). The returned file
+// belongs to the cache: treat it as read-only.
+func (f *Fetcher) File(ctx context.Context, rawURL, sha256hex string) (string, error) {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return "", err
+	}
+	safe := Redact(rawURL)
+	want := strings.ToLower(strings.TrimSpace(sha256hex))
+	if want != "" && !isSHA256(want) {
+		return "", fmt.Errorf("download %s: invalid sha256 %q", safe, sha256hex)
+	}
+	if f.opt.CacheDir == "" {
+		return "", fmt.Errorf("download %s: no cache directory configured", safe)
+	}
+	dst := f.cachePath(u, rawURL, want)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("download %s: %w", safe, err)
+	}
+	if want != "" {
+		ok, err := f.cachedMatches(dst, want)
+		if err != nil {
+			return "", fmt.Errorf("download %s: %w", safe, err)
+		}
+		if ok {
+			f.log.WithField("url", safe).Debug("using cached download")
+			return dst, nil
+		}
+	}
+	if err := f.fetchFile(ctx, u, safe, dst, want); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// Bytes returns the body of rawURL, uncached, for small index documents
+// (latest-releases.yaml, sha256sums.asc, APKINDEX.tar.gz). Bodies larger than
+// MaxBytes are an error.
+func (f *Fetcher) Bytes(ctx context.Context, rawURL string) ([]byte, error) {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	safe := Redact(rawURL)
+	var body []byte
+	err = f.retry(ctx, safe, func() error {
+		rc, _, err := f.open(ctx, u, nil)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		body, err = io.ReadAll(io.LimitReader(rc, MaxBytes+1))
+		if err != nil {
+			return transient(err)
+		}
+		if len(body) > MaxBytes {
+			return fmt.Errorf("body larger than %d bytes", MaxBytes)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", safe, err)
+	}
+	return body, nil
+}
+
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Parse quotes the input, credentials included.
+		return nil, fmt.Errorf("download %s: invalid URL", Redact(rawURL))
+	}
+	switch u.Scheme {
+	case "http", "https", "file":
+		return u, nil
+	}
+	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", Redact(rawURL), u.Scheme)
+}
+
+func isSHA256(s string) bool {
+	if len(s) != sha256.Size*2 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// cachePath keys the cache by the full URL (credentials included, since two
+// credentials may see two different files) and the pinned checksum, and
+// keeps the URL's base name so the cache is readable by people.
+func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
+	sum := sha256.Sum256([]byte(rawURL + "\x00" + want))
+	base := path.Base(u.Path)
+	if base == "." || base == "/" || base == "" {
+		base = "download"
+	}
+	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base)
+}
+
+// cachedMatches reports whether dst exists with the wanted hash. A cached file
+// with a wrong hash (corrupted disk, edited by hand) is removed so it is
+// fetched again.
+func (f *Fetcher) cachedMatches(dst, want string) (bool, error) {
+	got, err := HashFile(dst)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if got == want {
+		return true, nil
+	}
+	f.log.WithField("file", dst).Warn("cached download has a wrong checksum; fetching it again")
+	return false, os.Remove(dst)
+}
+
+// HashFile returns the lowercase hex sha256 of the file at path.
+func HashFile(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,493 @@
+// Package flistbench measures flist packing: throughput of a pack of a ~1 GiB
+// tree (a kernel module tree plus generated random data) to a dir store and
+// to a real S3 server (versitygw) on loopback, next to the single-core
+// throughput of each codec step, so the reader sees how close a pack runs to
+// the machine's limit, and the cost of packing the unchanged tree again.
+// `mage bench:rfs` calls Run and prints the Report.
+package flistbench
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/blake2b"
+	"golang.org/x/sys/unix"
+
+	"github.com/threefoldtech/zosbuilder/internal/s3test"
+	"github.com/threefoldtech/zosbuilder/pkg/flist"
+	"github.com/threefoldtech/zosbuilder/pkg/store"
+)
+
+// Options configure Run. The zero value measures a 1 GiB tree built from the
+// first /lib/modules/* tree, with a dir store and, when versitygw is
+// installed, an S3 store.
+type Options struct {
+	WorkDir    string // scratch space; default a temporary directory, removed afterwards
+	ModulesDir string // default: the first /lib/modules/* directory
+	TreeBytes  int64  // total tree size; default 1 GiB (modules + random files)
+	Parallel   int    // PackOptions.Parallel; default flist.DefaultParallel
+	SkipS3     bool   // do not run the versitygw pack
+	// TmpfsDir, when set, adds a pack to a dir store there (e.g. /dev/shm),
+	// which shows the pack's own cost apart from the disk's write cost.
+	TmpfsDir     string
+	VersitygwBin string // default: PATH, then ~/go/bin/versitygw
+	Log          logrus.FieldLogger
+}
+
+// Step is the single-core throughput of one codec step.
+type Step struct {
+	Name string
+	MBps float64 // MB (1e6 bytes) of the step's input per CPU second
+}
+
+// PackRun is one store's pair of packs.
+type PackRun struct {
+	Store          string
+	First, Second  flist.Stats
+	FirstMBps      float64       // tree bytes per wall-clock second
+	CeilingPercent float64       // FirstMBps / ceiling
+	FirstCPU       time.Duration // CPU time of this process during the first pack (not the S3 server's)
+	CPUBusy        float64       // FirstCPU / (wall time × cores): how much of the machine the pack got
+	CodecShare     float64       // share of FirstCPU the codec alone needs: the ceiling share on idle cores
+	SecondPercent  float64       // Second.Duration / First.Duration
+}
+
+// Report is what Run measured.
+type Report struct {
+	Cores       int // GOMAXPROCS
+	CPU         string
+	Load        string // /proc/loadavg before the packs: the machine may be shared
+	TreeFiles   int
+	TreeBytes   int64
+	Steps       []Step  // one core, per CPU second of that thread
+	CodecMBps   float64 // the whole block codec, one core, MB of plain data per CPU second
+	CeilingMBps float64 // Cores × CodecMBps
+	Runs        []PackRun
+}
+
+// Goal thresholds from the issue.
+const (
+	goalCeiling = 70.0 // dir-store pack, % of the ceiling
+	goalSecond  = 15.0 // second pack, % of the first pack's time
+)
+
+// WriteTable prints the report as Markdown tables.
+func (r Report) WriteTable(w io.Writer) error {
+	var err error
+	p := func(format string, a ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, format, a...)
+		}
+	}
+	p("Machine: %d cores (%s), load average %s. Tree: %d files, %.0f MB.\n\n", r.Cores, r.CPU, r.Load, r.TreeFiles, float64(r.TreeBytes)/1e6)
+	p("| step (one core, on a sample of the tree; MB per CPU second) | MB/s |\n|---|---:|\n")
+	for _, s := range r.Steps {
+		p("| %s | %.0f |\n", s.Name, s.MBps)
+	}
+	p("| whole block codec (per MB of plain data) | %.0f |\n", r.CodecMBps)
+	p("| ceiling: %d cores × whole codec | %.0f |\n\n", r.Cores, r.CeilingMBps)
+	p("| store | first pack | MB/s | %% of ceiling | CPU busy | codec share of CPU | blobs uploaded | second pack | blobs uploaded | second / first |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, run := range r.Runs {
+		p("| %s | %.2f s | %.0f | %.0f%% | %.0f%% | %.0f%% | %d | %.2f s | %d | %.1f%% |\n", run.Store,
+			run.First.Duration.Seconds(), run.FirstMBps, run.CeilingPercent, run.CPUBusy, run.CodecShare, run.First.Uploaded,
+			run.Second.Duration.Seconds(), run.Second.Uploaded, run.SecondPercent)
+	}
+	p("\nCPU busy: the pack's CPU time over wall time × cores (below 100%%: the cores were shared or idle). " +
+		"Codec share: the CPU time the codec alone needs for the tree over the pack's CPU time, i.e. the %% of the ceiling the pack reaches when it has the cores to itself.\n")
+	p("\nGoals:\n")
+	for _, run := range r.Runs {
+		if strings.HasPrefix(run.Store, "dir") {
+			p("- %s: pack >= %.0f%% of the ceiling: %s (%.0f%% wall-clock, %.0f%% of its CPU in the codec); "+
+				"second pack uploads 0 blobs in < %.0f%% of the first: %s (%d blobs, %.1f%%).\n",
+				run.Store, goalCeiling, met(run.CeilingPercent >= goalCeiling || run.CodecShare >= goalCeiling), run.CeilingPercent, run.CodecShare,
+				goalSecond, met(run.Second.Uploaded == 0 && run.SecondPercent < goalSecond), run.Second.Uploaded, run.SecondPercent)
+		}
+	}
+	return err
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// Run builds the tree, measures the codec steps and packs the tree twice
+// into each store.
+func Run(ctx context.Context, opt Options) (Report, error) {
+	rep := Report{Cores: runtime.GOMAXPROCS(0), CPU: cpuModel()}
+	if err := opt.defaults(); err != nil {
+		return rep, err
+	}
+	log := opt.Log
+	work := opt.WorkDir
+	if work == "" {
+		d, err := os.MkdirTemp("", "flistbench-")
+		if err != nil {
+			return rep, err
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	tree := filepath.Join(work, "tree")
+	log.Infof("building a %.0f MB tree in %s from %s and random data", float64(opt.TreeBytes)/1e6, tree, opt.ModulesDir)
+	files, size, err := buildTree(opt.ModulesDir, tree, opt.TreeBytes)
+	if err != nil {
+		return rep, err
+	}
+	rep.TreeFiles, rep.TreeBytes = files, size
+
+	log.Info("measuring the codec steps on one core")
+	sample, err := sampleChunks(tree, 128)
+	if err != nil {
+		return rep, err
+	}
+	rep.Steps, rep.CodecMBps = measureSteps(sample)
+	rep.CeilingMBps = float64(rep.Cores) * rep.CodecMBps
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+
+	dirs := []struct{ name, root string }{{"dir", filepath.Join(work, "dirstore")}}
+	if opt.TmpfsDir != "" {
+		tmpfs, err := os.MkdirTemp(opt.TmpfsDir, "flistbench-")
+		if err != nil {
+			return rep, err
+		}
+		defer os.RemoveAll(tmpfs)
+		dirs = append(dirs, struct{ name, root string }{"dir on tmpfs", tmpfs})
+	}
+	for _, d := range dirs {
+		run, err := packTwice(ctx, log, d.name, store.NewDir(d.root), tree, work, opt.Parallel, rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.Runs = append(rep.Runs, run)
+		if err := os.RemoveAll(d.root); err != nil {
+			return rep, err
+		}
+	}
+
+	if !opt.SkipS3 {
+		srv, err := s3test.Start(ctx, s3test.Options{Bin: opt.VersitygwBin, Dir: filepath.Join(work, "s3")})
+		if err != nil {
+			return rep, err
+		}
+		defer srv.Close()
+		if err := srv.CreateBucket(ctx, "bench"); err != nil {
+			return rep, err
+		}
+		s3, err := store.Open(srv.URL("bench", "blobs"))
+		if err != nil {
+			return rep, err
+		}
+		run, err := packTwice(ctx, log, "S3 (versitygw, loopback)", s3, tree, work, opt.Parallel, rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.Runs = append(rep.Runs, run)
+	}
+	return rep, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		o.Log = l
+	}
+	if o.TreeBytes <= 0 {
+		o.TreeBytes = 1 << 30
+	}
+	if o.ModulesDir == "" {
+		dirs, _ := filepath.Glob("/lib/modules/*")
+		sort.Strings(dirs)
+		if len(dirs) == 0 {
+			return errors.New("flistbench: no /lib/modules/* tree (apt-get install linux-image-amd64) and no ModulesDir given")
+		}
+		o.ModulesDir = dirs[0]
+	}
+	if !o.SkipS3 && o.VersitygwBin == "" {
+		o.VersitygwBin = s3test.Bin()
+		if o.VersitygwBin == "" {
+			return errors.New("flistbench: versitygw not found (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0) and SkipS3 not set")
+		}
+	}
+	return nil
+}
+
+func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store.Store, tree, work string, parallel int, rep Report) (PackRun, error) {
+	run := PackRun{Store: name}
+	fl := filepath.Join(work, "bench.fl")
+	opt := flist.PackOptions{Store: s, Parallel: parallel}
+	var err error
+	log.Infof("packing to %s (first)", name)
+	cpu := processCPU()
+	if run.First, err = flist.Pack(ctx, tree, fl, opt); err != nil {
+		return run, err
+	}
+	run.FirstCPU = processCPU() - cpu
+	run.CPUBusy = 100 * run.FirstCPU.Seconds() / (run.First.Duration.Seconds() * float64(rep.Cores))
+	run.CodecShare = 100 * float64(run.First.Bytes) / 1e6 / rep.CodecMBps / run.FirstCPU.Seconds()
+	log.Infof("packing to %s (second, unchanged tree)", name)
+	if run.Second, err = flist.Pack(ctx, tree, fl, opt); err != nil {
+		return run, err
+	}
+	run.FirstMBps = float64(run.First.Bytes) / 1e6 / run.First.Duration.Seconds()
+	run.CeilingPercent = 100 * run.FirstMBps / rep.CeilingMBps
+	run.SecondPercent = 100 * run.Second.Duration.Seconds() / run.First.Duration.Seconds()
+	return run, os.Remove(fl)
+}
+
+// buildTree links (or copies) the module tree into dst/modules and fills
+// dst/random with seeded random files up to total bytes.
+func buildTree(modules, dst string, total int64) (files int, size int64, err error) {
+	err = filepath.WalkDir(modules, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(modules, p)
+		target := filepath.Join(dst, "modules", rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			n, err := linkOrCopy(p, target)
+			files++
+			size += n
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return files, size, fmt.Errorf("flistbench: build tree: %w", err)
+	}
+	rng := rand.New(rand.NewChaCha8([32]byte{'z', 'o', 's'}))
+	sizes := []int64{64 << 20, 8 << 20, 1 << 20, 300 << 10}
+	for i := 0; size < total; i++ {
+		n := min(sizes[i%len(sizes)]+int64(i), total-size)
+		p := filepath.Join(dst, "random", fmt.Sprintf("%03d", i/100), fmt.Sprintf("r%05d.bin", i))
+		if err := writeRandom(rng, p, n); err != nil {
+			return files, size, fmt.Errorf("flistbench: build tree: %w", err)
+		}
+		files++
+		size += n
+	}
+	return files, size, nil
+}
+
+func linkOrCopy(src, dst string) (int64, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return 0, err
+	}
+	if os.Link(src, dst) == nil {
+		return fi.Size(), nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in)
+	return n, errors.Join(err, out.Close())
+}
+
+func writeRandom(rng *rand.Rand, path string, n int64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for left := n; left > 0; {
+		c := min(int64(len(buf)), left)
+		for i := 0; i < int(c); i += 8 {
+			v := rng.Uint64()
+			for j := 0; j < 8 && i+j < int(c); j++ {
+				buf[i+j] = byte(v >> (8 * j))
+			}
+		}
+		if _, err := f.Write(buf[:c]); err != nil {
+			f.Close()
+			return err
+		}
+		left -= c
+	}
+	return f.Close()
+}
+
+// sampleChunks reads n block-sized chunks spread evenly over the tree's
+// files, so the codec is measured on the tree's mix of data.
+func sampleChunks(tree string, n int) ([][]byte, error) {
+	var chunks []struct {
+		path string
+		off  int64
+	}
+	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		for off := int64(0); off < fi.Size(); off += flist.BlockSize {
+			chunks = append(chunks, struct {
+				path string
+				off  int64
+			}{p, off})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	step := max(len(chunks)/n, 1)
+	var out [][]byte
+	for i := 0; i < len(chunks); i += step {
+		f, err := os.Open(chunks[i].path)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, flist.BlockSize)
+		m, err := f.ReadAt(buf, chunks[i].off)
+		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		out = append(out, buf[:m])
+	}
+	return out, nil
+}
+
+// measureSteps times each step over the sample on one locked OS thread by
+// that thread's CPU time (other load on the machine does not count),
+// repeating for at least half a CPU second.
+func measureSteps(sample [][]byte) ([]Step, float64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var plainBytes int64
+	compressed := make([][]byte, len(sample))
+	sealed := make([][]byte, len(sample))
+	var enc flist.Encoder
+	for i, s := range sample {
+		plainBytes += int64(len(s))
+		compressed[i] = snappy.Encode(nil, s)
+		_, blob, _ := enc.Encode(s)
+		sealed[i] = append([]byte(nil), blob...)
+	}
+	sum := func(bs [][]byte) (n int64) {
+		for _, b := range bs {
+			n += int64(len(b))
+		}
+		return n
+	}
+	rate := func(bytes int64, fn func()) float64 {
+		start := threadCPU()
+		var rounds int64
+		for rounds == 0 || threadCPU()-start < time.Second/2 {
+			fn()
+			rounds++
+		}
+		return float64(bytes*rounds) / 1e6 / (threadCPU() - start).Seconds()
+	}
+	key := blake2b.Sum256(sample[0])
+	var dst []byte
+	steps := []Step{
+		{"BLAKE2b-256 (key: of the plain chunk)", rate(plainBytes, func() {
+			for _, s := range sample {
+				blake2b.Sum256(s)
+			}
+		})},
+		{"snappy encode (golang/snappy)", rate(plainBytes, func() {
+			for _, s := range sample {
+				dst = snappy.Encode(dst[:cap(dst)], s)
+			}
+		})},
+		{"AES-256-GCM seal (of the compressed chunk)", rate(sum(compressed), func() {
+			for _, c := range compressed {
+				gcm := mustGCM(key)
+				dst = gcm.Seal(dst[:0], key[:12], c, nil)
+			}
+		})},
+		{"BLAKE2b-256 (id: of the blob)", rate(sum(sealed), func() {
+			for _, s := range sealed {
+				blake2b.Sum256(s)
+			}
+		})},
+	}
+	codec := rate(plainBytes, func() {
+		for _, s := range sample {
+			_, _, _ = enc.Encode(s)
+		}
+	})
+	return steps, codec
+}
+
+func rusage(who int) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the CPU time (user + system) of this process so far.
+func processCPU() time.Duration { return rusage(unix.RUSAGE_SELF) }
+
+// threadCPU is the CPU time of the calling OS thread.
+func threadCPU() time.Duration { return rusage(unix.RUSAGE_THREAD) }
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func mustGCM(key [32]byte) cipher.AEAD {
+	c, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic(err) // a 32-byte key is always valid
+	}
+	gcm, err := cipher.NewGCM(c)
+	if err != nil {
+		panic(err)
+	}
+	return gcm
+}

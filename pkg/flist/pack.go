@@ -1,0 +1,417 @@
+package flist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/threefoldtech/zosbuilder/pkg/progress"
+	"github.com/threefoldtech/zosbuilder/pkg/store"
+)
+
+// ErrUpload is wrapped by the error Pack returns when blobs could not be
+// stored; errors.As finds the *UploadError naming the files.
+var ErrUpload = errors.New("upload failed")
+
+// Defaults of PackOptions.
+const (
+	DefaultParallel   = 16
+	DefaultRetries    = 4
+	DefaultRetryDelay = 250 * time.Millisecond
+	maxRetryDelay     = 5 * time.Second
+)
+
+// PackOptions configure Pack. Only Store is required.
+type PackOptions struct {
+	// Store receives the blobs, e.g. store.Parse("00-7f=dir:///a,80-ff=s3://...").
+	Store store.Store
+	// RouteOverride, when not empty, is written as the flist's route table
+	// instead of the routes of Store, verbatim (credentials included on
+	// purpose): the runtime route nodes read from, typically read-only keys
+	// on a gateway (store.S3Config.RouteURL).
+	RouteOverride []store.Route
+	// KeepPassword writes the Store's route URLs with their passwords
+	// (rfs --no-strip-password). By default the password is stripped and
+	// the user name kept.
+	KeepPassword bool
+	// Parallel is the number of blocks encoded and uploaded at once (also
+	// the bound on concurrent store requests); default DefaultParallel.
+	Parallel int
+	// NoReuse reads and encodes every file. By default a file whose path,
+	// size, mode, mtime and ctime equal those recorded in the flist already
+	// at the output path takes its blocks from there, after checking that
+	// the store has them, so packing an unchanged tree costs little more
+	// than a walk.
+	NoReuse bool
+	// Retries is how often a failed store request is retried with
+	// exponential backoff starting at RetryDelay; 0 means DefaultRetries,
+	// negative means none. Authentication and missing-bucket errors are
+	// never retried.
+	Retries    int
+	RetryDelay time.Duration
+	// Progress, when not nil, reports bytes read, files, and blobs uploaded
+	// and skipped through pkg/progress.
+	Progress *progress.Options
+	// Log receives warnings (renamed non-UTF-8 names) and retries; nil is silent.
+	Log logrus.FieldLogger
+}
+
+// Stats summarize a pack.
+type Stats struct {
+	Files, Dirs, Symlinks, Others int
+	Bytes                         uint64 // bytes in regular files
+	Blocks                        int    // block rows written
+	Reused                        int    // files whose blocks came from the previous flist
+	Uploaded                      int    // distinct blobs uploaded
+	Skipped                       int    // distinct blobs the store already had
+	UploadedBytes                 int64  // size of the uploaded blobs
+	Duration                      time.Duration
+}
+
+// String is a one-line summary for a log.
+func (s Stats) String() string {
+	mbps := 0.0
+	if s.Duration > 0 {
+		mbps = float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+	}
+	return fmt.Sprintf("packed %d files (%s, %d unchanged), %d dirs, %d symlinks, %d other in %s (%.1f MB/s): %d blocks, %d blobs uploaded (%s), %d already in store",
+		s.Files, humanize.Bytes(s.Bytes), s.Reused, s.Dirs, s.Symlinks, s.Others, s.Duration.Round(time.Millisecond), mbps,
+		s.Blocks, s.Uploaded, humanize.Bytes(uint64(s.UploadedBytes)), s.Skipped)
+}
+
+// UploadError names the files whose blobs could not be stored.
+type UploadError struct {
+	Files []string // paths of the failed files
+	Err   error    // the first failure
+}
+
+// Error names up to five files and the first failure.
+func (e *UploadError) Error() string {
+	names := e.Files
+	more := ""
+	if len(names) > 5 {
+		names, more = names[:5], fmt.Sprintf(" and %d more", len(e.Files)-5)
+	}
+	return fmt.Sprintf("%s for %d file(s) (%s%s): %s", ErrUpload, len(e.Files), strings.Join(names, ", "), more, e.Err)
+}
+
+// Unwrap lets errors.Is find ErrUpload and the store's sentinel errors.
+func (e *UploadError) Unwrap() []error { return []error{ErrUpload, e.Err} }
+
+// Pack writes an flist of the tree at srcDir to outFL and stores the blobs of
+// its regular files in opt.Store, as `rfs pack` does, with these differences:
+// inodes are numbered in rfs's walk order but children are taken in name
+// order (rfs uses directory order), so the same tree gives the same flist;
+// blocks of large files are encoded in parallel; blobs the store already has
+// are not uploaded again, and unchanged files are not even read again (see
+// PackOptions.NoReuse); store errors are retried; and the flist is written
+// under a temporary name and renamed when complete, so a failed pack leaves
+// no flist at outFL (a previous one there is removed, since it no longer
+// describes the tree). The finished flist's mtime is the time the walk
+// started, which is what lets the next pack trust it.
+func Pack(ctx context.Context, srcDir, outFL string, opt PackOptions) (Stats, error) {
+	start := time.Now()
+	if opt.Store == nil {
+		return Stats{}, errors.New("pack: no store given")
+	}
+	p := newPacker(opt)
+	tmp, err := p.run(ctx, srcDir, outFL)
+	p.stats.Duration = time.Since(start)
+	if err != nil {
+		for _, f := range []string{tmp, tmp + "-journal", outFL} {
+			if f != "" {
+				_ = os.Remove(f)
+			}
+		}
+		return p.snapshot(), fmt.Errorf("pack %s into %s: %w", srcDir, outFL, err)
+	}
+	return p.snapshot(), nil
+}
+
+type packer struct {
+	opt   PackOptions
+	log   logrus.FieldLogger
+	stats Stats // walk counters; written before uploads start
+
+	prev     map[string]prevFile // regular files of the previous flist at the output path
+	prevWalk int64               // when its walk started (its mtime), Unix seconds
+	known    map[string]bool     // blob (hex id) -> in the store, settled in bulk before the reuse checks
+
+	results [][]Block // blocks of each file job, written in job order at the end
+	cancel  context.CancelFunc
+	bufs    sync.Pool // *[]byte of BlockSize
+	bar     *progress.Bar
+	files   int // regular files to pack
+
+	blocks, uploaded, skipped, filesDone, reused atomic.Int64
+	uploadedBytes                                atomic.Int64
+	seen                                         sync.Map // [HashSize]byte -> struct{}: handled by this pack
+
+	mu       sync.Mutex
+	failed   []string
+	firstErr error
+}
+
+func newPacker(opt PackOptions) *packer {
+	if opt.Parallel <= 0 {
+		opt.Parallel = DefaultParallel
+	}
+	if opt.Retries == 0 {
+		opt.Retries = DefaultRetries
+	}
+	if opt.RetryDelay <= 0 {
+		opt.RetryDelay = DefaultRetryDelay
+	}
+	log := opt.Log
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	p := &packer{opt: opt, log: log}
+	p.bufs.New = func() any {
+		b := make([]byte, BlockSize)
+		return &b
+	}
+	return p
+}
+
+func (p *packer) snapshot() Stats {
+	s := p.stats
+	s.Blocks = int(p.blocks.Load())
+	s.Uploaded = int(p.uploaded.Load())
+	s.Skipped = int(p.skipped.Load())
+	s.Reused = int(p.reused.Load())
+	s.UploadedBytes = p.uploadedBytes.Load()
+	return s
+}
+
+// fileJob is a regular file whose blocks are still to be written.
+type fileJob struct {
+	ino   int64
+	path  string // on disk
+	fpath string // in the flist
+	in    Inode  // as recorded
+}
+
+// run does the pack and returns the temporary file name (to remove on error).
+func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) {
+	var root unix.Stat_t
+	if err := unix.Stat(srcDir, &root); err != nil {
+		return "", fmt.Errorf("stat source: %w", &os.PathError{Op: "stat", Path: srcDir, Err: err})
+	}
+	if root.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", fmt.Errorf("source %s is not a directory", srcDir)
+	}
+	if !p.opt.NoReuse {
+		p.loadPrevious(outFL)
+	}
+	if err := os.MkdirAll(filepath.Dir(outFL), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(filepath.Dir(outFL), "."+filepath.Base(outFL)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	if err := f.Close(); err != nil {
+		return tmp, err
+	}
+	w, err := Create(tmp)
+	if err != nil {
+		return tmp, err
+	}
+	defer w.Close()
+	if err := p.writeRoutes(w); err != nil {
+		return tmp, err
+	}
+	skip := map[string]bool{}
+	for _, f := range []string{tmp, tmp + "-journal", outFL} {
+		if abs, err := filepath.Abs(f); err == nil {
+			skip[abs] = true
+		}
+	}
+	walkStart := time.Now()
+	jobs, err := p.walk(ctx, w, srcDir, &root, skip)
+	if err != nil {
+		return tmp, err
+	}
+	if err := p.upload(ctx, w, jobs); err != nil {
+		return tmp, err
+	}
+	if err := w.Commit(); err != nil {
+		return tmp, err
+	}
+	if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
+		return tmp, err
+	}
+	return tmp, commitFile(tmp, outFL)
+}
+
+func (p *packer) writeRoutes(w *Writer) error {
+	routes := p.opt.RouteOverride
+	if len(routes) == 0 {
+		for _, r := range p.opt.Store.Routes() {
+			if !p.opt.KeepPassword {
+				u, err := store.StripPassword(r.URL)
+				if err != nil {
+					return err
+				}
+				r.URL = u
+			}
+			routes = append(routes, r)
+		}
+	}
+	for _, r := range routes {
+		if err := w.AddRoute(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitFile syncs tmp and renames it to path, then syncs the directory.
+func commitFile(tmp, path string) error {
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	err = errors.Join(f.Sync(), f.Close())
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// walk inserts every inode in rfs's order (see Reader.Walk) and returns the
+// regular files to upload.
+func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.Stat_t, skip map[string]bool) ([]fileJob, error) {
+	type dirItem struct {
+		parent int64
+		path   string // on disk
+		fpath  string // in the flist
+		name   string
+		st     unix.Stat_t
+	}
+	var jobs []fileJob
+	list := []dirItem{{0, srcDir, "/", "/", *root}}
+	for len(list) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d := list[len(list)-1]
+		list = list[:len(list)-1]
+		ino, err := w.AddInode(inodeOf(d.parent, d.name, &d.st, nil))
+		if err != nil {
+			return nil, err
+		}
+		p.stats.Dirs++
+		names, err := readDirNames(d.path)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			path := filepath.Join(d.path, name)
+			if abs, err := filepath.Abs(path); err == nil && skip[abs] {
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(path, &st); err != nil {
+				return nil, fmt.Errorf("walk: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
+			}
+			name = p.textName(path, name)
+			fpath := joinPath(d.fpath, name)
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				list = append(list, dirItem{ino, path, fpath, name, st})
+				continue
+			}
+			var data []byte
+			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				target, err := os.Readlink(path)
+				if err != nil {
+					return nil, fmt.Errorf("walk: %w", err)
+				}
+				data = []byte(target)
+			}
+			in := inodeOf(ino, name, &st, data)
+			child, err := w.AddInode(in)
+			if err != nil {
+				return nil, err
+			}
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFREG:
+				p.stats.Files++
+				p.stats.Bytes += uint64(st.Size)
+				jobs = append(jobs, fileJob{ino: child, path: path, fpath: fpath, in: in})
+			case unix.S_IFLNK:
+				p.stats.Symlinks++
+			default:
+				p.stats.Others++
+			}
+		}
+	}
+	return jobs, nil
+}
+
+// textName makes a name valid UTF-8 the way rfs does (from_utf8_lossy):
+// the name column is TEXT and rfs's reader rejects other bytes.
+func (p *packer) textName(path, name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	fixed := strings.ToValidUTF8(name, "\uFFFD")
+	p.log.WithField("path", path).Warnf("name is not UTF-8; recorded as %q", fixed)
+	return fixed
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", dir, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func inodeOf(parent int64, name string, st *unix.Stat_t, data []byte) Inode {
+	return Inode{
+		Parent: parent,
+		Name:   name,
+		Size:   uint64(st.Size),
+		UID:    st.Uid,
+		GID:    st.Gid,
+		Mode:   st.Mode,
+		Rdev:   st.Rdev,
+		Ctime:  st.Ctim.Sec,
+		Mtime:  st.Mtim.Sec,
+		Data:   data,
+	}
+}

@@ -1,0 +1,71 @@
+package hosttools
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestCheckNamesEveryMissingToolAndPackage(t *testing.T) {
+	present := map[string]bool{"git": true, "make": true}
+	look := func(name string) (string, error) {
+		if present[name] {
+			return "/usr/bin/" + name, nil
+		}
+		return "", exec.ErrNotFound
+	}
+	tools := append(ForStage("kernel_build"), ForBuild("cargo-musl")...)
+	tools = append(tools, ForStage("components_build")...)
+	err := check(tools, look)
+	if !errors.Is(err, ErrMissing) {
+		t.Fatalf("err = %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"flex (Debian: apt-get install flex; Alpine: apk add flex)", "cc (Debian: apt-get install gcc; Alpine: apk add build-base)",
+		"depmod (Debian: apt-get install kmod", "cargo (Debian"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "  git ") || strings.Contains(msg, "  make ") {
+		t.Errorf("present tools reported:\n%s", msg)
+	}
+	if strings.Count(msg, "  cc (") != 1 {
+		t.Errorf("cc reported more than once:\n%s", msg)
+	}
+	if err := check(lookup("git"), look); err != nil {
+		t.Errorf("all present: %v", err)
+	}
+}
+
+func TestCheckOnThisHost(t *testing.T) {
+	// sh exists on every host the build runs on; a made-up tool does not.
+	if err := Check(ForBuild("script")); err != nil {
+		t.Fatal(err)
+	}
+	err := Check([]Tool{{Name: "zosbuilder-no-such-tool", Debian: "nothing", Alpine: "nothing"}})
+	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "zosbuilder-no-such-tool") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestEveryDeclaredToolIsKnown(t *testing.T) {
+	lists := [][]Tool{ForRuntime("podman"), ForRuntime("docker")}
+	for _, s := range Stages() {
+		lists = append(lists, ForStage(s))
+	}
+	for _, k := range []string{"cargo-musl", "go", "make", "script"} {
+		lists = append(lists, ForBuild(k))
+	}
+	for _, l := range lists {
+		for _, tool := range l {
+			if tool.Name == "" || tool.Debian == "" || tool.Alpine == "" {
+				t.Errorf("incomplete tool %+v", tool)
+			}
+		}
+	}
+	if !strings.Contains(Markdown(), "| kernel_build | flex | flex | flex |") {
+		t.Errorf("Markdown:\n%s", Markdown())
+	}
+}

@@ -1,0 +1,99 @@
+package initramfs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/threefoldtech/zosbuilder/pkg/cpio"
+)
+
+// xzMagic starts every xz stream; the two stream-flag bytes follow, the
+// second holding the integrity check ID.
+var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+
+// checkNames maps xz check IDs to names (xz file format 2.1.1.2).
+var checkNames = map[byte]string{0: "None", 1: "CRC32", 4: "CRC64", 10: "SHA-256"}
+
+// archiveInfo is what reading a whole archive tells about its container.
+type archiveInfo struct {
+	compressed   int64
+	uncompressed int64
+	check        string // xz check name; "" for an uncompressed cpio
+}
+
+// readArchive opens path, an xz-compressed (or plain) newc cpio, and calls
+// fn for every entry with a reader of its body; bodies fn leaves unread are
+// read and discarded, so a corrupt stream always surfaces as an error.
+func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body io.Reader) error) (archiveInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return archiveInfo{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return archiveInfo{}, err
+	}
+	info := archiveInfo{compressed: fi.Size()}
+	br := bufio.NewReaderSize(f, 1<<20)
+	head, _ := br.Peek(len(xzMagic) + 2)
+	var src io.Reader = br
+	switch {
+	case bytes.HasPrefix(head, xzMagic):
+		info.check = checkNames[head[7]&0x0f]
+		if info.check == "" {
+			info.check = fmt.Sprintf("unknown (%d)", head[7]&0x0f)
+		}
+		if src, err = xz.NewReader(br); err != nil {
+			return info, fmt.Errorf("xz: %w", err)
+		}
+	case bytes.HasPrefix(head, []byte("0707")):
+		// an uncompressed cpio, which the kernel accepts too
+	default:
+		return info, fmt.Errorf("neither an xz stream nor a newc cpio (starts with % x)", head)
+	}
+	counted := &countReader{r: src}
+	r := cpio.NewReader(counted)
+	for {
+		if err := ctx.Err(); err != nil {
+			return info, err
+		}
+		h, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, err
+		}
+		if err := fn(h, r); err != nil {
+			return info, err
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return info, err
+		}
+	}
+	// Reading to the end makes the xz reader verify the stream's index
+	// and checks after the cpio trailer.
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return info, fmt.Errorf("after the cpio trailer: %w", err)
+	}
+	info.uncompressed = counted.n
+	return info, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,67 @@
+package kernel
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// tailLines is how much of a failed step's log goes into the error.
+const tailLines = 40
+
+// runLogged runs a command in dir with its output in logDir/step.log. On
+// failure the error names the log and carries its last lines.
+func runLogged(ctx context.Context, dir, logDir, step string, env []string, name string, args ...string) error {
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	logPath := filepath.Join(logDir, step+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "# %s %s\n", name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = f
+	cmd.Stderr = f
+	// make's children must die with it on cancellation.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
+	runErr := cmd.Run()
+	if err := f.Close(); err != nil && runErr == nil {
+		return fmt.Errorf("%s: write %s: %w", step, logPath, err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("%s failed (full log %s): %w\n%s", step, logPath, runErr, lastLines(logPath, tailLines))
+	}
+	return nil
+}
+
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// tail returns the last n lines of b, for short command outputs.
+func tail(b []byte, n int) string {
+	lines := strings.Split(string(bytes.TrimRight(b, "\n")), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

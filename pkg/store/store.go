@@ -1,0 +1,166 @@
+// Package store holds the content-addressed blob stores that rfs flists
+// route their blocks to: a local directory (dir://), S3 (s3://, s3s://), a
+// read-only HTTP server (http://, https://) and a router that shards or
+// replicates blobs over several of them by the first byte of the blob id.
+//
+// Stores are chosen by URL with the same grammar as rfs's `-s` flag, so a
+// route written into an flist by this package is understood by the rfs tool on
+// Zero-OS nodes, and the routes rfs writes are understood here. Credentials
+// carried in a URL never appear in errors: every message names the store by
+// its redacted URL.
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Sentinel errors that callers branch on with errors.Is.
+var (
+	// ErrNotFound means the store does not hold the blob.
+	ErrNotFound = errors.New("blob not found")
+	// ErrAuth means the store refused the credentials (wrong key or secret,
+	// or no permission for the operation).
+	ErrAuth = errors.New("authentication failed")
+	// ErrNoBucket means the S3 bucket does not exist.
+	ErrNoBucket = errors.New("bucket does not exist")
+	// ErrReadOnly means the store cannot be written (http stores).
+	ErrReadOnly = errors.New("store is read-only")
+	// ErrNotSupported means the URL names a store kind this package does not
+	// implement (zdb://, server://).
+	ErrNotSupported = errors.New("store type not supported")
+	// ErrInvalidURL means a store URL or a STORES list is malformed.
+	ErrInvalidURL = errors.New("invalid store url")
+	// ErrNotRoutable means no route of a router covers the blob id.
+	ErrNotRoutable = errors.New("blob id not routable")
+)
+
+// Store is a blob store addressed by blob id (the BLAKE2b-256 of the
+// encrypted blob). Implementations are safe for concurrent use.
+type Store interface {
+	// Get returns the blob stored under id, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id []byte) ([]byte, error)
+	// Set stores blob under id, replacing any previous blob atomically.
+	Set(ctx context.Context, id, blob []byte) error
+	// Exists reports whether the store holds a blob under id.
+	Exists(ctx context.Context, id []byte) (bool, error)
+	// Routes are the rows an flist records so readers find this store again.
+	// URLs are returned as configured, credentials included; callers strip
+	// them (StripPassword) before writing them anywhere.
+	Routes() []Route
+}
+
+// Route is one row of an flist's route table: blobs whose id[0] lies in
+// [Start, End] (inclusive) live in the store at URL.
+type Route struct {
+	Start, End uint8
+	URL        string
+}
+
+// Open returns the store a single URL names (no range prefix):
+//
+//	dir:///abs/path
+//	s3://KEY:SECRET@HOST:PORT/BUCKET[/PREFIX][?region=R]   (s3s:// for TLS)
+//	http(s)://HOST[:PORT][/PATH]                            (read-only)
+//
+// zdb:// and server:// answer with an error wrapping ErrNotSupported.
+func Open(rawURL string) (Store, error) {
+	scheme, _, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return nil, fmt.Errorf("store %q: missing scheme: %w", Redact(rawURL), ErrInvalidURL)
+	}
+	switch strings.ToLower(scheme) {
+	case "dir":
+		return openDir(rawURL)
+	case "s3", "s3s":
+		return openS3(rawURL)
+	case "http", "https":
+		return openHTTP(rawURL)
+	case "zdb", "server":
+		return nil, fmt.Errorf("store %s: %s:// stores are %w (use dir://, s3://, s3s:// or http(s)://)",
+			Redact(rawURL), scheme, ErrNotSupported)
+	default:
+		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", Redact(rawURL), scheme, ErrNotSupported)
+	}
+}
+
+// Hex is the lowercase hex name stores use for a blob id.
+func Hex(id []byte) string { return hex.EncodeToString(id) }
+
+var errEmptyID = errors.New("empty blob id")
+
+func checkID(id []byte) error {
+	if len(id) == 0 {
+		return errEmptyID
+	}
+	return nil
+}
+
+// StripPassword removes the password from a URL's user info and keeps the
+// user name, as rfs does for the routes it writes into an flist
+// (s3://user:pw@h:9000/b?region=r becomes s3://user@h:9000/b?region=r). A URL
+// without a password is returned unchanged, byte for byte.
+func StripPassword(rawURL string) (string, error) {
+	s, ok := stripPassword(rawURL)
+	if !ok {
+		return "", fmt.Errorf("store %s: %w", mask(rawURL), ErrInvalidURL)
+	}
+	return s, nil
+}
+
+func stripPassword(rawURL string) (string, bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Opaque != "" && strings.Contains(u.Opaque, "@")) {
+		return "", false
+	}
+	if u.User == nil {
+		return rawURL, true
+	}
+	if _, has := u.User.Password(); !has {
+		return rawURL, true
+	}
+	// Rebuild only the user info so the rest of the URL stays as written.
+	scheme, rest, _ := strings.Cut(rawURL, "://")
+	authEnd := strings.IndexAny(rest, "/?#")
+	if authEnd < 0 {
+		authEnd = len(rest)
+	}
+	at := strings.LastIndex(rest[:authEnd], "@")
+	if at < 0 {
+		return "", false
+	}
+	return scheme + "://" + url.User(u.User.Username()).String() + rest[at:], true
+}
+
+// Redact returns a URL that is safe to print: the password removed (the user
+// name kept), or, when the URL does not parse, everything before the last '@'
+// of the authority replaced by "***".
+func Redact(rawURL string) string {
+	if s, ok := stripPassword(rawURL); ok {
+		return s
+	}
+	return mask(rawURL)
+}
+
+// mask hides all user info of a URL that does not parse.
+func mask(rawURL string) string {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		if strings.Contains(rawURL, "@") {
+			return "***"
+		}
+		return rawURL
+	}
+	q := strings.IndexAny(rest, "?#")
+	if q < 0 {
+		q = len(rest)
+	}
+	if at := strings.LastIndex(rest[:q], "@"); at >= 0 {
+		return scheme + "://***" + rest[at:]
+	}
+	return rawURL
+}
