@@ -11,6 +11,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
@@ -80,7 +81,7 @@ func modulesSetup(e *env) stage.Stage {
 				}
 			}
 			e.log.Infof("stage 1: %d modules, stage 2: %d modules (with dependencies)", len(plan.Stage1.Modules()), len(plan.Stage2.Modules()))
-			return os.WriteFile(e.planFile(), []byte(b.String()), 0o644)
+			return fsutil.WriteFile(e.planFile(), []byte(b.String()), 0o644)
 		},
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -253,7 +253,7 @@ func rfsFlists(e *env) stage.Stage {
 				fwName = filepath.Base(fwFL)
 			}
 			for src, name := range map[string]string{modFL: filepath.Base(modFL), fwFL: fwName} {
-				if err := copyFile(src, filepath.Join(embedded, name), 0o644); err != nil {
+				if err := fsutil.CopyFile(src, filepath.Join(embedded, name), 0o644); err != nil {
 					return err
 				}
 			}
@@ -263,23 +263,4 @@ func rfsFlists(e *env) stage.Stage {
 			return nil
 		},
 	}
-}
-
-// copyFile copies src to dst through a temporary name.
-func copyFile(src, dst string, mode os.FileMode) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("install %s: %w", strings.TrimSuffix(dst, ".tmp"), err)
-	}
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
@@ -326,26 +327,8 @@ func (b *builder) git(ctx context.Context, dir string, args ...string) (string, 
 // stage copies the built binary to the artifact path through a temporary
 // file, so a half-copied binary never looks built.
 func stage(bin, dst string) error {
-	in, err := os.Open(bin)
-	if err != nil {
+	if err := fsutil.CopyFile(bin, dst, 0o755); err != nil {
 		return fmt.Errorf("built binary: %w", err)
 	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return nil
 }

@@ -224,9 +224,13 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 			}
 		}
 		return "", fmt.Errorf("want one of %s, got %q", strings.Join(choices, ", "), raw)
-	case "url":
+	case "url", "httpurl":
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
+		web := err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+		if check == "httpurl" && !web {
+			return "", fmt.Errorf("want an http or https URL such as https://s3.example.com:3900, got %q", raw)
+		}
+		if !web && (err != nil || u.Scheme != "file") {
 			return "", fmt.Errorf("want an http, https or file URL, got %q", raw)
 		}
 	case "workdir":

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/nearest"
 )
 
 // Names of the files under config/.
@@ -305,7 +307,7 @@ func fileExists(p string) bool {
 
 // suggest returns " (did you mean X?)" for the closest known name, or "".
 func suggest(name string, known []string) string {
-	if best := Nearest(name, known, 1); len(best) > 0 {
+	if best := nearest.Names(name, known, 1); len(best) > 0 {
 		return fmt.Sprintf(" (did you mean %s?)", best[0])
 	}
 	return ""

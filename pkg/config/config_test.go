@@ -292,7 +292,7 @@ func TestRFSConf(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad rfs.conf accepted")
 	}
-	for _, w := range []string{"config/rfs.conf:1: S3_ENDPOINT: want an http, https or file URL", "S3_BUCKET: required", `config/rfs.conf:3: UPLOAD_MANIFESTS: want true or false, got "sometimes"`} {
+	for _, w := range []string{"config/rfs.conf:1: S3_ENDPOINT: want an http or https URL", "S3_BUCKET: required", `config/rfs.conf:3: UPLOAD_MANIFESTS: want true or false, got "sometimes"`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
 		}

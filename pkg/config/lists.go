@@ -83,42 +83,43 @@ func readLines(path string, optional bool) ([]line, error) {
 	return out, sc.Err()
 }
 
-func (c *Config) loadPackages() error {
-	path := c.Path(PackagesFile)
+// eachLine calls parse for every meaningful line of a list file (missing
+// means empty) with the line, the file as messages name it and the line
+// number, and returns all the errors it gave, each prefixed with file:line.
+func (c *Config) eachLine(name string, parse func(text, file string, num int) error) error {
+	path := c.Path(name)
 	lines, err := readLines(path, true)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.rel(path), unwrapPathError(err))
 	}
 	var errs []error
 	for _, l := range lines {
-		where := fmt.Sprintf("%s:%d", c.rel(path), l.num)
-		if f := strings.Fields(l.text); len(f) > 1 {
-			errs = append(errs, fmt.Errorf("%s: one package per line, got %d: %s", where, len(f), l.text))
-			continue
+		if err := parse(l.text, c.rel(path), l.num); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %w", c.rel(path), l.num, err))
 		}
-		if !packageRe.MatchString(l.text) {
-			errs = append(errs, fmt.Errorf("%s: want an apk package such as busybox or busybox>=1.36, got %q", where, l.text))
-			continue
-		}
-		c.Packages = append(c.Packages, Package{Spec: l.text, File: c.rel(path), Line: l.num})
 	}
 	return errors.Join(errs...)
 }
 
+func (c *Config) loadPackages() error {
+	return c.eachLine(PackagesFile, func(text, file string, num int) error {
+		if f := strings.Fields(text); len(f) > 1 {
+			return fmt.Errorf("one package per line, got %d: %s", len(f), text)
+		}
+		if !packageRe.MatchString(text) {
+			return fmt.Errorf("want an apk package such as busybox or busybox>=1.36, got %q", text)
+		}
+		c.Packages = append(c.Packages, Package{Spec: text, File: file, Line: num})
+		return nil
+	})
+}
+
 func (c *Config) loadModules() error {
-	path := c.Path(ModulesFile)
-	lines, err := readLines(path, true)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", c.rel(path), unwrapPathError(err))
-	}
-	var errs []error
 	seen := map[string]string{}
-	for _, l := range lines {
-		where := fmt.Sprintf("%s:%d", c.rel(path), l.num)
-		parts := strings.SplitN(l.text, ":", 3)
+	return c.eachLine(ModulesFile, func(text, file string, num int) error {
+		parts := strings.SplitN(text, ":", 3)
 		if len(parts) < 2 {
-			errs = append(errs, fmt.Errorf("%s: want stage1:<module> or stage2:<module>, got %q", where, l.text))
-			continue
+			return fmt.Errorf("want stage1:<module> or stage2:<module>, got %q", text)
 		}
 		stage := 0
 		switch strings.TrimSpace(parts[0]) {
@@ -127,44 +128,33 @@ func (c *Config) loadModules() error {
 		case "stage2":
 			stage = 2
 		default:
-			errs = append(errs, fmt.Errorf("%s: want stage1 or stage2 before ':', got %q", where, parts[0]))
-			continue
+			return fmt.Errorf("want stage1 or stage2 before ':', got %q", parts[0])
 		}
 		name := strings.TrimSpace(parts[1])
 		if !moduleRe.MatchString(name) {
-			errs = append(errs, fmt.Errorf("%s: want a module name (letters, digits, '_' or '-'), got %q", where, name))
-			continue
+			return fmt.Errorf("want a module name (letters, digits, '_' or '-'), got %q", name)
 		}
 		key := strings.ReplaceAll(name, "-", "_")
 		if prev, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: module %s is already listed at %s", where, name, prev))
-			continue
+			return fmt.Errorf("module %s is already listed at %s", name, prev)
 		}
-		seen[key] = where
-		c.Modules = append(c.Modules, Module{Stage: stage, Name: name, File: c.rel(path), Line: l.num})
-	}
-	return errors.Join(errs...)
+		seen[key] = fmt.Sprintf("%s:%d", file, num)
+		c.Modules = append(c.Modules, Module{Stage: stage, Name: name, File: file, Line: num})
+		return nil
+	})
 }
 
 func (c *Config) loadFirmware() error {
-	path := c.Path(FirmwareFile)
-	lines, err := readLines(path, true)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", c.rel(path), unwrapPathError(err))
-	}
-	var errs []error
-	for _, l := range lines {
-		where := fmt.Sprintf("%s:%d", c.rel(path), l.num)
+	return c.eachLine(FirmwareFile, func(text, file string, num int) error {
 		// The original allowed "name: description"; only the name matters.
-		name, _, _ := strings.Cut(l.text, ":")
+		name, _, _ := strings.Cut(text, ":")
 		name = strings.TrimSpace(name)
 		if f := strings.Fields(name); len(f) != 1 || !firmwareRe.MatchString(name) {
-			errs = append(errs, fmt.Errorf("%s: want one linux-firmware subpackage name such as rtl_nic, got %q", where, l.text))
-			continue
+			return fmt.Errorf("want one linux-firmware subpackage name such as rtl_nic, got %q", text)
 		}
-		c.Firmware = append(c.Firmware, FirmwareEntry{Name: name, File: c.rel(path), Line: l.num})
-	}
-	return errors.Join(errs...)
+		c.Firmware = append(c.Firmware, FirmwareEntry{Name: name, File: file, Line: num})
+		return nil
+	})
 }
 
 // ModuleNames returns the modules.conf names of one stage, in file order.

@@ -9,7 +9,7 @@ import (
 // git-ignored because it holds credentials; config/rfs.conf.example is the
 // committed template. Secret values never appear in messages.
 type RFS struct {
-	S3Endpoint  string `key:"S3_ENDPOINT" check:"url" required:"true" doc:"S3 endpoint for uploads, scheme://host:port (e.g. http://s3.example.com:3900)"`
+	S3Endpoint  string `key:"S3_ENDPOINT" check:"httpurl" required:"true" doc:"S3 endpoint for uploads, scheme://host:port (e.g. http://s3.example.com:3900)"`
 	S3Region    string `key:"S3_REGION" default:"garage" doc:"S3 region of the upload endpoint"`
 	S3Bucket    string `key:"S3_BUCKET" required:"true" check:"tag" doc:"bucket holding the blobs and the manifests"`
 	S3Prefix    string `key:"S3_PREFIX" doc:"key prefix of the blobs inside the bucket (e.g. zos/blobs)"`
@@ -18,7 +18,7 @@ type RFS struct {
 
 	ReadAccessKey string `key:"READ_ACCESS_KEY" secret:"true" doc:"read-only access key written into the flists' route (empty: anonymous)"`
 	ReadSecretKey string `key:"READ_SECRET_KEY" secret:"true" doc:"read-only secret written into the flists' route"`
-	RouteEndpoint string `key:"ROUTE_ENDPOINT" check:"url" doc:"endpoint nodes read blobs from; default S3_ENDPOINT"`
+	RouteEndpoint string `key:"ROUTE_ENDPOINT" check:"httpurl" doc:"endpoint nodes read blobs from; default S3_ENDPOINT"`
 	RoutePath     string `key:"ROUTE_PATH" default:"/blobs" doc:"bucket/prefix path of the blobs as seen through ROUTE_ENDPOINT"`
 	RouteRegion   string `key:"ROUTE_REGION" default:"garage" doc:"region written into the route"`
 

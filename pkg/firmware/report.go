@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
 )
 
@@ -58,22 +59,7 @@ func (r Report) String() string {
 
 // WriteFile writes String() to path through a temporary file.
 func (r Report) WriteFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write firmware report: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write firmware report: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(r.String()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write firmware report: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write firmware report: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteFile(path, []byte(r.String()), 0o644); err != nil {
 		return fmt.Errorf("write firmware report: %w", err)
 	}
 	return nil

@@ -26,24 +26,32 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	// run packs into out and returns a note for the method column.
 	type variant struct {
 		name string
-		run  func(out string) error
+		run  func(out string) (string, error)
 	}
-	pack := func(opt Options) func(string) error {
-		return func(out string) error { return Pack(ctx, srcDir, out, opt) }
+	pack := func(opt Options) func(string) (string, error) {
+		return func(out string) (string, error) {
+			st, err := PackStats(ctx, srcDir, out, opt)
+			if opt.Blocks == 0 && st.Blocks > 0 {
+				return fmt.Sprintf(" (%d blocks)", st.Blocks), err
+			}
+			return "", err
+		}
 	}
 	variants := []variant{
-		{"shell: " + BenchShell, func(out string) error {
+		{"shell: " + BenchShell, func(out string) (string, error) {
 			cmd := exec.CommandContext(ctx, "sh", "-c", `cd "$1" && find . | cpio -o -H newc --quiet | xz -9 -T0 --check=crc32 >"$2"`, "sh", srcDir, out)
 			if msg, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %w", msg, err)
+				return "", fmt.Errorf("%s: %w", msg, err)
 			}
-			return nil
+			return "", nil
 		}},
-		{"Pack, xz binary (default: 2 blocks)", pack(Options{Compression: CompressionXZ})},
-		{"Pack, xz binary, 1 block", pack(Options{Compression: CompressionXZ, Blocks: 1})},
-		{"Pack, xz binary, 4 blocks", pack(Options{Compression: CompressionXZ, Blocks: 4})},
+		{"Pack, xz binary, default", pack(Options{Compression: CompressionXZ})},
+		{"Pack, xz binary, Blocks 1", pack(Options{Compression: CompressionXZ, Blocks: 1})},
+		{"Pack, xz binary, Blocks 2", pack(Options{Compression: CompressionXZ, Blocks: 2})},
+		{"Pack, xz binary, Blocks 4", pack(Options{Compression: CompressionXZ, Blocks: 4})},
 		{"Pack, Go encoder (ulikunitz/xz)", pack(Options{Compression: CompressionGo})},
 	}
 	if _, err := fmt.Fprintf(w, "Tree: %s\n\n| method | size (bytes) | size vs shell | wall time | time vs shell | CPU time |\n|---|---:|---:|---:|---:|---:|\n", srcDir); err != nil {
@@ -54,7 +62,8 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 	for i, v := range variants {
 		out := filepath.Join(tmp, fmt.Sprintf("%d.cpio.xz", i))
 		start, cpu0 := time.Now(), cpuTime()
-		if err := v.run(out); err != nil {
+		note, err := v.run(out)
+		if err != nil {
 			return fmt.Errorf("bench %s: %w", v.name, err)
 		}
 		elapsed, cpu := time.Since(start), cpuTime()-cpu0
@@ -65,7 +74,7 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 		if i == 0 {
 			refSize, refTime = fi.Size(), elapsed
 		}
-		name := strings.ReplaceAll(v.name, "|", `\|`) // a pipe would end the table cell
+		name := strings.ReplaceAll(v.name+note, "|", `\|`) // a pipe would end the table cell
 		_, err = fmt.Fprintf(w, "| %s | %d | %+.2f%% | %.1f s | %+.0f%% | %.1f s |\n", name, fi.Size(),
 			100*(float64(fi.Size())/float64(refSize)-1), elapsed.Seconds(), 100*(elapsed.Seconds()/refTime.Seconds()-1), cpu.Seconds())
 		if err != nil {

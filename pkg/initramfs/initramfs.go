@@ -115,8 +115,9 @@ type Options struct {
 	Devices []Device
 	// Blocks is the number of xz blocks the archive is split into so that
 	// as many threads can compress in parallel (xz binary only). More
-	// blocks are faster and slightly larger; 0 means 2 (see the notes for
-	// measurements). The output depends on Blocks, never on Threads.
+	// blocks are faster and slightly larger. 0 chooses by size: an even
+	// number of blocks of at most 100 MiB (2 for a typical image). The
+	// output depends on Blocks, never on Threads.
 	Blocks int
 	// Threads caps the xz threads; 0 uses every CPU.
 	Threads int
@@ -133,6 +134,7 @@ type Stats struct {
 	Entries      int         // cpio records, trailer excluded
 	Uncompressed int64       // cpio bytes
 	Compressed   int64       // bytes of the output file
+	Blocks       int         // xz blocks written by the xz binary; 0 for the Go encoder
 }
 
 func (o Options) log() logrus.FieldLogger {

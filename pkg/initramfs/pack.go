@@ -48,6 +48,10 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 		return Stats{}, fmt.Errorf("pack %s: %w", outFile, err)
 	}
 	st := Stats{Backend: c, Entries: len(items), Uncompressed: j.size, Compressed: fi.Size()}
+	if c == CompressionXZ {
+		_, n, _ := layout(j.size, opt)
+		st.Blocks = int(n)
+	}
 	opt.log().Infof("initramfs: wrote %s: %d bytes (%.1f%% of %d)", outFile, st.Compressed,
 		100*float64(st.Compressed)/float64(st.Uncompressed), st.Uncompressed)
 	return st, nil

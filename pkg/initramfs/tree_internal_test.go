@@ -51,3 +51,15 @@ func TestXZArgsIndependentOfThreads(t *testing.T) {
 		t.Errorf("small archive: %q", small)
 	}
 }
+
+func TestLayoutEvenBlocksOfAtMost100MiB(t *testing.T) {
+	const mib = 1 << 20
+	for size, want := range map[int64]int64{1: 1, mib: 1, mib + 1: 2, 78 * mib: 2, 200 * mib: 2, 200*mib + 1: 4, 400 * mib: 4, 401 * mib: 6} {
+		if _, got, _ := layout(size, Options{}); got != want {
+			t.Errorf("%d bytes: %d blocks, want %d", size, got, want)
+		}
+	}
+	if _, got, _ := layout(400*mib, Options{Blocks: 3}); got != 3 {
+		t.Errorf("Options.Blocks 3 gave %d", got)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -113,7 +113,7 @@ func configure(ctx context.Context, opt Options, initramfs, dotConfig string) ([
 	if err != nil {
 		return nil, fmt.Errorf("configure kernel: %w", err)
 	}
-	if err := writeFileAtomic(abs, cfg.Bytes()); err != nil {
+	if err := fsutil.WriteFile(abs, cfg.Bytes(), 0o644); err != nil {
 		return nil, fmt.Errorf("configure kernel: %w", err)
 	}
 	if err := opt.make(ctx, "olddefconfig", "KCONFIG_CONFIG="+abs, "olddefconfig"); err != nil {
@@ -264,7 +264,7 @@ func BuildImage(ctx context.Context, opt Options, img ImageOptions) ([]Dropped, 
 	if _, err := VerifyEmbedded(ctx, bz, initramfs, img.BuildID); err != nil {
 		return dropped, err
 	}
-	if err := copyAtomic(bz, img.Output); err != nil {
+	if err := fsutil.CopyFile(bz, img.Output, 0o644); err != nil {
 		return dropped, fmt.Errorf("build kernel: %w", err)
 	}
 	return dropped, nil
@@ -296,50 +296,4 @@ func forgetStaleInitramfs(tree, initramfs string) error {
 		}
 	}
 	return nil
-}
-
-// copyAtomic copies src to dst through a temporary file in dst's directory.
-func copyAtomic(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
-// writeFileAtomic writes data through a temporary file and rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

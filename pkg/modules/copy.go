@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // Paths inside the image that /init and the zinit units read.
@@ -137,7 +139,7 @@ func Copy(ctx context.Context, p Plan, opt CopyOptions) error {
 		Stage2ListPath:    lines(s2),
 		KernelVersionPath: p.Version + "\n",
 	} {
-		if err := writeFileAtomic(filepath.Join(opt.DstRoot, path), []byte(content), 0o644); err != nil {
+		if err := fsutil.WriteFile(filepath.Join(opt.DstRoot, path), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
@@ -250,7 +252,7 @@ func copyMetadata(src, dst string, files []string) error {
 			out.WriteString(sc.Text() + "\n")
 		}
 	}
-	return writeFileAtomic(filepath.Join(dst, "modules.order"), out.Bytes(), 0o644)
+	return fsutil.WriteFile(filepath.Join(dst, "modules.order"), out.Bytes(), 0o644)
 }
 
 func runDepmod(ctx context.Context, depmod, root, version string) error {
@@ -340,30 +342,4 @@ func copyIfChanged(src, dst string) (bool, error) {
 		return false, fmt.Errorf("copy %s: %w", src, err)
 	}
 	return true, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/internal/nearest"
 )
 
 // ErrUnknownModule is wrapped by the error for a name that is neither a
@@ -137,7 +137,7 @@ func (ix *Index) Depends(name string) ([]Entry, error) {
 		for b := range ix.builtin {
 			cands = append(cands, b)
 		}
-		return nil, &UnknownError{Name: name, Dir: ix.Dir, Nearest: config.Nearest(name, cands, 5)}
+		return nil, &UnknownError{Name: name, Dir: ix.Dir, Nearest: nearest.Names(name, cands, 5)}
 	}
 	var out []Entry
 	for _, m := range ms {

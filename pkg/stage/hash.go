@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // absent is the fingerprint of an input path that does not exist.
@@ -54,7 +56,7 @@ func (c *hashCache) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(c.path, b); err != nil {
+	if err := fsutil.WriteFile(c.path, b, 0o644); err != nil {
 		return err
 	}
 	c.dirty = false

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/nearest"
 )
 
 // Sentinel errors wrapped by every Problem, for callers that branch on the
@@ -91,39 +93,19 @@ func joinProblems(ps []*Problem) error {
 	return errors.Join(errs...)
 }
 
-// nearest returns the candidate closest to s by edit distance when it is
+// closest returns the candidate closest to s by edit distance when it is
 // close enough to be a likely typo (one edit for short words, two for words
 // of six letters or more), else "".
-func nearest(s string, candidates []string) string {
+func closest(s string, candidates []string) string {
 	limit := 1
 	if len(s) >= 6 {
 		limit = 2
 	}
 	best, bestD := "", limit+1
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
+		if d := nearest.Distance(s, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

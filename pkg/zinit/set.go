@@ -152,7 +152,7 @@ func (s *Set) checkAfter() []*Problem {
 				continue
 			}
 			msg := fmt.Sprintf("%q is not a unit in %s; zinit would keep %s blocked forever", dep, s.Dir, u.Name)
-			if near := nearest(dep, names); near != "" {
+			if near := closest(dep, names); near != "" {
 				msg += fmt.Sprintf("; did you mean %q?", near)
 			}
 			errs = append(errs, &Problem{File: u.File, Key: fmt.Sprintf("after[%d]", i), Msg: msg, Err: ErrUnknownDependency})

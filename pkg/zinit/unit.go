@@ -184,7 +184,7 @@ func (p *parser) field(u *Unit, k, v *yaml.Node) {
 		p.env(v, u.Env)
 	default:
 		msg := fmt.Sprintf("unknown key %q is ignored by zinit", key)
-		if near := nearest(key, knownKeys()); near != "" {
+		if near := closest(key, knownKeys()); near != "" {
 			msg += fmt.Sprintf("; did you mean %q?", near)
 		} else if hint := keyHints(key); hint != "" {
 			msg += "; " + hint
@@ -309,7 +309,7 @@ func (p *parser) signal(v *yaml.Node) string {
 		k, val := v.Content[i], deref(v.Content[i+1])
 		if k.Value != "stop" {
 			msg := fmt.Sprintf("unknown key %q is ignored by zinit", k.Value)
-			if nearest(k.Value, []string{"stop"}) != "" {
+			if closest(k.Value, []string{"stop"}) != "" {
 				msg += `; did you mean "stop"?`
 			}
 			p.warnf(k, "signal."+k.Value, "%s", msg)

@@ -1,14 +1,16 @@
-package config
+// Package nearest suggests the known names closest to a mistyped one, for
+// messages such as "unknown key ALPINE_VERISON (did you mean ALPINE_VERSION?)".
+package nearest
 
 import (
 	"sort"
 	"strings"
 )
 
-// Nearest returns up to n candidates closest to name by edit distance
+// Names returns up to n candidates closest to name by edit distance
 // (case-insensitive, '-' and '_' equal), closest first, leaving out those too
 // far away to be a plausible typo.
-func Nearest(name string, candidates []string, n int) []string {
+func Names(name string, candidates []string, n int) []string {
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
 	target := norm(name)
 	limit := max(2, len(target)/3)
@@ -18,7 +20,7 @@ func Nearest(name string, candidates []string, n int) []string {
 	}
 	var found []scored
 	for _, c := range candidates {
-		if d := editDistance(target, norm(c)); d <= limit {
+		if d := Distance(target, norm(c)); d <= limit {
 			found = append(found, scored{c, d})
 		}
 	}
@@ -35,8 +37,8 @@ func Nearest(name string, candidates []string, n int) []string {
 	return out
 }
 
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
+// Distance is the Levenshtein distance between a and b.
+func Distance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -1,0 +1,223 @@
+// Package e2e tests the product the way a maintainer uses it: the mage
+// targets through the zero-install entry point (`go run magefile.go`), the
+// compatibility scripts, and a whole `mage build` of the offline profile
+// booted under QEMU. Each test works on a copy of the repository, as a fresh
+// clone would be.
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
+)
+
+// repoRoot is the repository under test.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// cloneRepo copies the repository's files (tracked, or new and not ignored:
+// what a commit of the work tree would hold) into a temporary directory.
+func cloneRepo(t testing.TB) string {
+	t.Helper()
+	src := repoRoot(t)
+	out, err := exec.Command("git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dst := t.TempDir()
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		st, err := os.Lstat(filepath.Join(src, name))
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		p := filepath.Join(dst, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(filepath.Join(src, name))
+			os.Symlink(target, p)
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, st.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// run runs a command in dir and returns its combined output.
+func run(t testing.TB, dir string, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mage runs a target through the zero-install entry point.
+func mage(t testing.TB, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	goTool := testutil.RequireTool(t, "go")
+	return run(t, dir, env, goTool, append([]string{"run", "magefile.go"}, args...)...)
+}
+
+// Every stage of the original build.sh has a target, and every target a
+// description a maintainer can read in `mage -l`.
+func TestMageListsTargets(t *testing.T) {
+	out, err := mage(t, repoRoot(t), nil, "-l")
+	if err != nil {
+		t.Fatalf("go run magefile.go -l: %v\n%s", err, out)
+	}
+	for _, target := range []string{
+		"alpine:extract", "alpine:configure", "alpine:packages", "alpine:firmware",
+		"components:build", "components:verify", "kernel:modules", "initramfs:init",
+		"components:copy", "zinit:setup", "modules:setup", "modules:copy", "initramfs:cleanup",
+		"initramfs:validate", "rfs:flists", "initramfs:create", "initramfs:test", "kernel:build",
+		"build*", "status", "reset", "clean", "config", "graph",
+		"kernel:fullVersion", "modules:resolve", "firmware:report", "initramfs:pack", "initramfs:check",
+		"initramfs:list", "rfs:pack", "rfs:unpack", "rfs:tree", "rfs:inspect", "rfs:verify", "rfs:mount",
+		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "zinit:check", "fixtures:offline",
+		"bench:initramfs", "bench:rfs",
+	} {
+		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
+		if !re.MatchString(out) {
+			t.Errorf("mage -l has no described target %s", target)
+		}
+	}
+}
+
+// A malformed build.conf fails every target, naming file, line and key,
+// before anything is written.
+func TestMalformedBuildConfFailsAnyTarget(t *testing.T) {
+	dir := cloneRepo(t)
+	conf := filepath.Join(dir, "config", "build.conf")
+	b, _ := os.ReadFile(conf)
+	lines := strings.Split(string(b), "\n")
+	lineNo := 0
+	for i, l := range lines {
+		if strings.HasPrefix(l, "ENABLE_STRIP=") {
+			lines[i], lineNo = `ENABLE_STRIP="yes please"`, i+1
+		}
+	}
+	os.WriteFile(conf, []byte(strings.Join(lines, "\n")), 0o644)
+	want := "config/build.conf:" + strconv.Itoa(lineNo) + `: ENABLE_STRIP: want true or false, got "yes please"`
+	for _, target := range []string{"build", "status", "alpine:extract", "kernel:fullVersion", "clean"} {
+		out, err := mage(t, dir, nil, target)
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("mage %s: err %v, output:\n%s\nwant %q", target, err, out, want)
+		}
+	}
+	for _, d := range []string{"initramfs", "dist", ".build", "kernel"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); err == nil {
+			t.Errorf("%s was created although the config is invalid", d)
+		}
+	}
+}
+
+// The old entry points still work and say what replaced them.
+func TestCompatibilityScripts(t *testing.T) {
+	dir := repoRoot(t)
+	for _, script := range []string{"scripts/build.sh", "scripts/clean.sh", "scripts/rebuild-after-zinit.sh"} {
+		out, err := run(t, dir, nil, script, "--help")
+		if err != nil || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: %v\n%s", script, err, out)
+		}
+	}
+	out, err := run(t, dir, nil, "scripts/build.sh", "--bogus")
+	if err == nil || !strings.Contains(out, "unknown option: --bogus") {
+		t.Errorf("build.sh --bogus: %v\n%s", err, out)
+	}
+}
+
+// TestOfflineProfileBuildBoots is the end-to-end test of issue 7: every
+// stage of `mage build` runs for real on the offline profile (fixture Alpine
+// mirror, fixture zinit from a local git repository, Debian's kernel
+// source), the kernel with its embedded initramfs boots under QEMU, and a
+// second build does no work.
+func TestOfflineProfileBuildBoots(t *testing.T) {
+	testutil.Slow(t)
+	for _, tool := range []string{"git", "make", "gcc", "flex", "bison", "bc", "depmod", "xz", "qemu-system-x86_64"} {
+		testutil.RequireTool(t, tool)
+	}
+	testutil.RequireFile(t, "/usr/src/linux-source-6.1.tar.xz")
+	testutil.RequireFile(t, "/bin/busybox")
+	dir := cloneRepo(t)
+	env := []string{"PROFILE=offline"}
+
+	if out, err := mage(t, dir, nil, "fixtures:offline"); err != nil {
+		t.Fatalf("fixtures:offline: %v\n%s", err, out)
+	}
+	start := time.Now()
+	out, err := mage(t, dir, env, "build")
+	if err != nil {
+		t.Fatalf("PROFILE=offline mage build: %v\n%s", err, out)
+	}
+	t.Logf("offline build from clean: %s", time.Since(start).Round(time.Second))
+	for _, stage := range []string{"alpine_extract", "alpine_firmware", "components_build", "kernel_modules",
+		"zinit_setup", "modules_copy", "cleanup", "validation", "rfs_flists", "initramfs_create", "kernel_build"} {
+		if !strings.Contains(out, stage+": done in") {
+			t.Errorf("stage %s did not run:\n%s", stage, out)
+		}
+	}
+
+	kernel := filepath.Join(dir, "work/offline/dist/vmlinuz.efi")
+	boot, err := run(t, dir, nil, "./runit.sh", "--kernel", kernel, "--net", "none", "--memory", "512M",
+		"--timeout", "300", "--expect", "FAKEZINIT-DONE")
+	if err != nil {
+		t.Fatalf("boot: %v\n%s", err, boot)
+	}
+	for _, want := range []string{
+		"fakezinit: module virtio_net loaded",          // stage 1, loaded by /init
+		"init: stage-1 modules: 3 of 3 loaded",         // with its dependencies
+		"fakezinit: unit rfs-modules exec=",            // the runtime units are installed
+		"fakezinit: flist /etc/rfs/firmware-latest.fl", // both flists embedded
+		"fakezinit: flist /etc/rfs/modules-",           //
+		"fakezinit: /dev/console 5:1",                  // made without root
+		"fakezinit: build-id ",                         //
+	} {
+		if !strings.Contains(boot, want) {
+			t.Errorf("console lacks %q:\n%s", want, boot)
+		}
+	}
+
+	// Nothing changed: no stage does any work.
+	out, err = mage(t, dir, env, "build")
+	if err != nil || strings.Contains(out, ": running (") {
+		t.Errorf("second build: %v\n%s", err, out)
+	}
+
+	// The old entry point reruns from a stage; the same inputs and
+	// SOURCE_DATE_EPOCH give a byte-identical archive.
+	archive := filepath.Join(dir, "work/offline/dist/initramfs.cpio.xz")
+	before, _ := os.ReadFile(archive)
+	out, err = run(t, dir, env, "scripts/build.sh", "--rebuild-from", "initramfs_create")
+	if err != nil || !strings.Contains(out, "initramfs_create: running") || !strings.Contains(out, "kernel_build: running") {
+		t.Fatalf("build.sh --rebuild-from initramfs_create: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(archive)
+	if len(before) == 0 || !bytes.Equal(before, after) {
+		t.Errorf("the rebuilt initramfs differs from the first (%d vs %d bytes)", len(before), len(after))
+	}
+}
