@@ -21,7 +21,7 @@ import (
 const (
 	runit    = "../../runit.sh"
 	initFile = "../../config/init"
-	marker   = "FAKEZINIT-DONE" // printed by testdata/fakezinit
+	marker   = "FAKEZINIT-DONE" // printed by internal/fixtures/fakezinit
 	// vmTimeout only keeps a broken boot from hanging the test run; a TCG
 	// boot takes about 10 s.
 	vmTimeout = "300"
@@ -73,7 +73,7 @@ func bootRoot(t *testing.T, kver string, zinit bool) string {
 	run(t, "", nil, "depmod", "-b", root, kver)
 
 	if zinit {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "sbin/zinit"), "./testdata/fakezinit")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "sbin/zinit"), "../../internal/fixtures/fakezinit")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build fakezinit: %v\n%s", err, out)
@@ -141,7 +141,7 @@ func TestBootDebianKernel(t *testing.T) {
 		t.Fatalf("runit.sh exited %d, want 0 (marker %q seen)\n%s", code, marker, console)
 	}
 	for _, want := range []string{
-		`fakezinit: pid 1 args \["init"\]`,
+		`fakezinit: test fixture standing in for zinit: pid 1 args \["init"\]`,
 		`fakezinit: 2 units in /etc/zinit`,
 		`fakezinit: unit hello exec="echo hello" after=\[\] oneshot=true`,
 		`fakezinit: unit network exec="udhcpc -f" after=\[hello\] oneshot=false`,
