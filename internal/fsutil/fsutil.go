@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile writes data to path atomically with exactly mode (no umask),
@@ -72,4 +73,23 @@ func write(path string, r io.Reader, mode fs.FileMode, sync bool) error {
 		}
 	}
 	return nil
+}
+
+// LastLines returns the last n lines of b: what a failed command's log
+// shows in an error message.
+func LastLines(b []byte, n int) string {
+	lines := strings.Split(string(bytes.TrimRight(b, "\n")), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FileLastLines is LastLines of a file's content ("" when it cannot be read).
+func FileLastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return LastLines(b, n)
 }

@@ -57,3 +57,19 @@ func TestCopyFileFailureKeepsTheOldFile(t *testing.T) {
 		t.Errorf("dst = %q", b)
 	}
 }
+
+func TestLastLines(t *testing.T) {
+	var b strings.Builder
+	for i := range 100 {
+		b.WriteString(strings.Repeat("x", i%7) + "\n")
+	}
+	p := filepath.Join(t.TempDir(), "log")
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	got := FileLastLines(p, 40)
+	if n := strings.Count(got, "\n") + 1; n != 40 || !strings.HasSuffix(b.String(), got+"\n") {
+		t.Errorf("FileLastLines gave %d lines", n)
+	}
+	if LastLines([]byte("a\nb\n"), 5) != "a\nb" || FileLastLines(filepath.Join(p, "nope"), 3) != "" {
+		t.Error("short input or missing file")
+	}
+}

@@ -124,20 +124,7 @@ func buildOne(ctx context.Context, c Component, opt Options) error {
 		return nil
 	}
 	fmt.Fprintf(lf, "\nerror: %s\n", err)
-	return fmt.Errorf("%w: %s (%s): %w\nlast lines of %s:\n%s", ErrBuild, c.Name, c.Where(), err, logPath, tail(logPath, TailLines))
-}
-
-// tail returns the last n lines of the file at p.
-func tail(p string, n int) string {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return fmt.Errorf("%w: %s (%s): %w\nlast lines of %s:\n%s", ErrBuild, c.Name, c.Where(), err, logPath, fsutil.FileLastLines(logPath, TailLines))
 }
 
 // builder builds one component.

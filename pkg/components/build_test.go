@@ -209,18 +209,6 @@ func TestBuildFailureShowsLogTail(t *testing.T) {
 	}
 }
 
-func TestTail(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "log")
-	var b strings.Builder
-	for i := range 100 {
-		b.WriteString(strings.Repeat("x", i%7) + "\n")
-	}
-	mustWrite(t, p, b.String(), 0o644)
-	if got := strings.Count(tail(p, TailLines), "\n") + 1; got != TailLines {
-		t.Errorf("tail has %d lines", got)
-	}
-}
-
 // staticBinary builds a small static program to serve as a release.
 func staticBinary(t *testing.T) []byte {
 	t.Helper()

@@ -215,7 +215,7 @@ func depmod(ctx context.Context, bin, root, version string) error {
 	}
 	out, err := exec.CommandContext(ctx, bin, "-b", root, version).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("depmod -b %s %s: %w: %s", root, version, err, tail(out, tailLines))
+		return fmt.Errorf("depmod -b %s %s: %w: %s", root, version, err, fsutil.LastLines(out, tailLines))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
@@ -250,7 +251,7 @@ func boot(t *testing.T, runit, kernel, marker string) {
 	out, err := exec.CommandContext(ctx, "bash", runit, "--kernel", kernel, "--expect", marker, "--timeout", "300",
 		"--accel", "tcg", "--net", "none", "--memory", "256M", "--cpus", "1").CombinedOutput()
 	if err != nil {
-		t.Fatalf("runit.sh did not see %s: %v\n%s", marker, err, tail(out, 40))
+		t.Fatalf("runit.sh did not see %s: %v\n%s", marker, err, fsutil.LastLines(out, 40))
 	}
 	t.Logf("booted to the embedded /init in %s", time.Since(start).Round(time.Second))
 }

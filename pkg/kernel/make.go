@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // tailLines is how much of a failed step's log goes into the error.
@@ -40,28 +41,7 @@ func runLogged(ctx context.Context, dir, logDir, step string, env []string, name
 		return fmt.Errorf("%s: write %s: %w", step, logPath, err)
 	}
 	if runErr != nil {
-		return fmt.Errorf("%s failed (full log %s): %w\n%s", step, logPath, runErr, lastLines(logPath, tailLines))
+		return fmt.Errorf("%s failed (full log %s): %w\n%s", step, logPath, runErr, fsutil.FileLastLines(logPath, tailLines))
 	}
 	return nil
-}
-
-func lastLines(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// tail returns the last n lines of b, for short command outputs.
-func tail(b []byte, n int) string {
-	lines := strings.Split(string(bytes.TrimRight(b, "\n")), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
