@@ -14,6 +14,9 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
 
+// The rfs scripts are contract tests: the real rfs binary cannot be built
+// here (crates.io is unreachable), so a recording script stands in for it.
+//
 // scriptRoot is a chroot holding Debian's static busybox, the shipped unit
 // scripts and a stand-in `rfs` (a recording script: the real rfs needs FUSE
 // and a blob store) that prints its arguments and exits.
@@ -77,7 +80,7 @@ func runScript(t *testing.T, root string, env []string, args ...string) (string,
 
 var errIdled = os.ErrDeadlineExceeded
 
-func TestRfsScriptMountsEmbeddedManifests(t *testing.T) {
+func TestContractRfsScriptMountsEmbeddedManifests(t *testing.T) {
 	root := scriptRoot(t)
 	for kind, want := range map[string]string{
 		"modules":  "rfs-called mount -m /etc/rfs/modules-6.12.44-Zero-OS.fl -c /var/cache/rfs/modules /lib/modules/6.12.44-Zero-OS",
@@ -95,7 +98,7 @@ func TestRfsScriptMountsEmbeddedManifests(t *testing.T) {
 	}
 }
 
-func TestRfsScriptFetchesFromBaseURL(t *testing.T) {
+func TestContractRfsScriptFetchesFromBaseURL(t *testing.T) {
 	root := scriptRoot(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/flists/firmware-latest.fl" {
@@ -121,7 +124,7 @@ func TestRfsScriptFetchesFromBaseURL(t *testing.T) {
 	}
 }
 
-func TestRfsScriptWithoutRfsIdlesAndPassesCheck(t *testing.T) {
+func TestContractRfsScriptWithoutRfsIdlesAndPassesCheck(t *testing.T) {
 	root := scriptRoot(t)
 	os.Remove(filepath.Join(root, "usr/bin/rfs"))
 	if _, err := runScript(t, root, nil, "firmware", "check"); err == nil {

@@ -7,6 +7,7 @@
 self=/etc/zinit/init/network.sh
 
 # on_lease configures $interface from udhcpc's variables: ip, mask, router, dns, domain.
+# shellcheck disable=SC2154 # udhcpc sets them in the environment
 on_lease() {
 	# A renewal of the same lease must not flap the address.
 	if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/${mask:-24} "; then
