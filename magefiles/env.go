@@ -34,6 +34,8 @@ type env struct {
 	kverOnce sync.Once
 	kver     string
 	kverErr  error
+
+	localStoreOnce sync.Once // says once that flists go to a local store
 }
 
 var loaded struct {

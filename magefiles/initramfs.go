@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/magefile/mage/mg"
 
 	"github.com/threefoldtech/zosbuilder/pkg/config"
@@ -67,15 +66,10 @@ func (e *env) packInitramfs(ctx context.Context, src, out string) error {
 	if err != nil {
 		return err
 	}
-	st, err := initramfs.PackStats(ctx, src, out, initramfs.Options{
+	// Pack logs the encoder that ran and the sizes.
+	return initramfs.Pack(ctx, src, out, initramfs.Options{
 		Compression: comp, SourceDateEpoch: e.cfg.SourceDateEpoch, Log: e.log, Progress: os.Stderr,
 	})
-	if err != nil {
-		return err
-	}
-	e.log.Infof("%s: %d entries, %s cpio, %s compressed with %s", out, st.Entries,
-		humanize.Bytes(uint64(st.Uncompressed)), humanize.Bytes(uint64(st.Compressed)), st.Backend)
-	return nil
 }
 
 func (e *env) checkInitramfs(ctx context.Context, file string) error {
@@ -109,13 +103,12 @@ func initramfsCreate(e *env) stage.Stage {
 			if e.cfg.SourceDateEpoch != nil {
 				when = time.Unix(*e.cfg.SourceDateEpoch, 0)
 			}
-			id, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
+			// Customize logs the build id it wrote.
+			if _, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
 				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(), Log: e.log,
-			})
-			if err != nil {
+			}); err != nil {
 				return err
 			}
-			e.log.Infof("build id %s", id)
 			return e.packInitramfs(ctx, e.cfg.InstallDir, e.initramfsPath())
 		},
 	}
@@ -150,19 +143,11 @@ func cleanup(e *env) stage.Stage {
 			if len(upx) == 0 {
 				upx = e.componentPaths()
 			}
-			rep, err := rootfs.Cleanup(ctx, e.cfg.InstallDir, rootfs.CleanupOptions{
+			// Cleanup logs its own summary and warnings (a skipped UPX).
+			_, err := rootfs.Cleanup(ctx, e.cfg.InstallDir, rootfs.CleanupOptions{
 				Strip: e.cfg.EnableStrip, UPX: e.cfg.EnableUPX, UPXBinaries: upx, Log: e.log,
 			})
-			if err != nil {
-				return err
-			}
-			for _, w := range rep.Warnings {
-				e.log.Warn(w)
-			}
-			e.log.Infof("removed %d paths (%s), stripped %d files (%s saved), upx saved %s",
-				len(rep.Removed), humanize.Bytes(uint64(rep.RemovedBytes)), rep.Stripped,
-				humanize.Bytes(uint64(rep.StripSaved)), humanize.Bytes(uint64(rep.UPXSaved)))
-			return nil
+			return err
 		},
 	}
 }

@@ -39,7 +39,8 @@ func (Modules) Resolve(root, version, names string) error {
 	return nil
 }
 
-// plan resolves modules.conf against the modules tree.
+// modulesPlan resolves modules.conf against the modules tree and returns
+// the plan and the tree it used.
 func (e *env) modulesPlan(ctx context.Context) (modules.Plan, string, error) {
 	full, err := e.fullVersion(ctx)
 	if err != nil {

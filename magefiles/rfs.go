@@ -139,7 +139,9 @@ func (e *env) packOptions() (flist.PackOptions, error) {
 	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
-		e.log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
+		e.localStoreOnce.Do(func() {
+			e.log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
+		})
 		opt.Store = store.NewDir(dir)
 		return opt, nil
 	}
