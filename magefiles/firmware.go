@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/magefile/mage/mg"
@@ -31,7 +30,11 @@ func (Firmware) Report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, e.firmwareFlistSource())
+	src, err := e.firmwareFlistSource()
+	if err != nil {
+		return err
+	}
+	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
 	if err != nil {
 		return err
 	}
@@ -42,12 +45,13 @@ func (Firmware) Report(ctx context.Context) error {
 }
 
 // firmwareFlistSource is what the firmware flist packs: the repository's
-// FIRMWARE_DIR when it holds files, else the image's /lib/firmware.
-func (e *env) firmwareFlistSource() string {
-	if hasFiles(e.cfg.FirmwareDir) {
-		return e.cfg.FirmwareDir
+// FIRMWARE_DIR when it holds firmware, else the image's /lib/firmware.
+func (e *env) firmwareFlistSource() (string, error) {
+	has, err := firmware.HasFiles(e.cfg.FirmwareDir)
+	if err != nil || has {
+		return e.cfg.FirmwareDir, err
 	}
-	return filepath.Join(e.cfg.InstallDir, "lib", "firmware")
+	return filepath.Join(e.cfg.InstallDir, "lib", "firmware"), nil
 }
 
 // lazyApk finds apk only when a firmware entry needs an Alpine package, so a
@@ -60,20 +64,6 @@ func (l lazyApk) Install(ctx context.Context, packages []string) error {
 		return err
 	}
 	return r.Install(ctx, packages)
-}
-
-// hasFiles reports whether dir holds at least one regular file below it,
-// not counting the README.md and .gitkeep that keep an empty folder in git.
-func hasFiles(dir string) bool {
-	found := false
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && filepath.Base(p) != ".gitkeep" && filepath.Base(p) != "README.md" {
-			found = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return found
 }
 
 func alpineFirmware(e *env) stage.Stage {

@@ -107,7 +107,11 @@ func modulesCopy(e *env) stage.Stage {
 // for that neither the image nor the firmware flist has. Missing firmware
 // only matters on hardware a node may not have, so it never fails the build.
 func (e *env) reportFirmware(full string) error {
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, e.firmwareFlistSource())
+	src, err := e.firmwareFlistSource()
+	if err != nil {
+		return err
+	}
+	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
@@ -42,7 +43,10 @@ func (Rfs) PackFirmware(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !hasFiles(e.cfg.FirmwareDir) {
+	// Without firmware of its own, the image's /lib/firmware is packed.
+	if has, err := firmware.HasFiles(e.cfg.FirmwareDir); err != nil {
+		return err
+	} else if !has {
 		mg.CtxDeps(ctx, Alpine.Firmware)
 	}
 	_, err = e.packFirmware(ctx)
@@ -201,7 +205,10 @@ func (e *env) firmwareTag() string {
 }
 
 func (e *env) packFirmware(ctx context.Context) (string, error) {
-	src := e.firmwareFlistSource()
+	src, err := e.firmwareFlistSource()
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return "", err
 	}

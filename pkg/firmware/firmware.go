@@ -67,7 +67,7 @@ func Select(ctx context.Context, opt Options) (Selection, error) {
 			return Selection{}, fmt.Errorf("firmware entry %q: %w (want an Alpine linux-firmware-<entry> suffix such as rtl_nic)", e, ErrBadEntry)
 		}
 		src := filepath.Join(opt.FirmwareDir, e)
-		has, err := hasFiles(src)
+		has, err := HasFiles(src)
 		if err != nil {
 			return Selection{}, err
 		}
@@ -95,14 +95,16 @@ func Select(ctx context.Context, opt Options) (Selection, error) {
 	return sel, nil
 }
 
-// hasFiles reports whether dir exists and holds at least one file.
-func hasFiles(dir string) (bool, error) {
+// HasFiles reports whether dir exists and holds at least one file, not
+// counting the README.md and .gitkeep files that keep a folder in git: a
+// firmware folder holding only those has no firmware.
+func HasFiles(dir string) (bool, error) {
 	found := false
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
+		if !d.IsDir() && d.Name() != "README.md" && d.Name() != ".gitkeep" {
 			found = true
 			return fs.SkipAll
 		}

@@ -231,3 +231,30 @@ func copyTo(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// A folder kept in git by a README.md or .gitkeep holds no firmware: Select
+// installs the Alpine package for such an entry, and the firmware flist
+// packs the image's /lib/firmware instead.
+func TestHasFilesIgnoresPlaceholders(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files []string
+		want  bool
+	}{
+		{"missing folder", nil, false},
+		{"only placeholders", []string{"README.md", "rtl_nic/.gitkeep"}, false},
+		{"a firmware file", []string{"README.md", "rtl_nic/rtl8168h-2.fw"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "firmware")
+			for _, f := range tt.files {
+				p := filepath.Join(dir, f)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, []byte("x"), 0o644)
+			}
+			if got, err := HasFiles(dir); got != tt.want || err != nil {
+				t.Errorf("HasFiles = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
