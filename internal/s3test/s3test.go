@@ -40,6 +40,10 @@ type Options struct {
 	AccessKey string    // root access key; default "zosbuilder-test"
 	SecretKey string    // root secret; default "zosbuilder-test-secret-0123456789"
 	Log       io.Writer // server output; default discarded (its end is quoted if it fails to start)
+	// Metadata keeps object metadata in extended attributes. Multipart
+	// uploads need it (the parts' ETags live there); the default
+	// (--nometa) also works where the data directory has no user xattrs.
+	Metadata bool
 }
 
 // Server is a running (or stopped) versitygw.
@@ -49,6 +53,7 @@ type Server struct {
 	Addr                 string // 127.0.0.1:PORT, kept across Restart
 
 	bin    string
+	meta   bool
 	log    io.Writer
 	tail   *tail // the end of the server's output, for errors
 	ownDir bool
@@ -74,7 +79,7 @@ func Bin() string {
 // Start starts versitygw on 127.0.0.1 on a free port and waits until it
 // answers HTTP requests.
 func Start(ctx context.Context, opt Options) (*Server, error) {
-	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log}
+	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log, meta: opt.Metadata}
 	if s.bin == "" {
 		s.bin = Bin()
 	}
@@ -116,12 +121,22 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 // versitygw is missing, marks the test slow, and stops the server at cleanup.
 func StartT(t testing.TB) *Server {
 	t.Helper()
+	return StartWithT(t, Options{})
+}
+
+// StartWithT is StartT with options; Bin and Dir are filled in when empty.
+func StartWithT(t testing.TB, opt Options) *Server {
+	t.Helper()
 	testutil.Slow(t)
 	bin := Bin()
 	if bin == "" {
 		testutil.Missing(t, "versitygw not installed (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 	}
-	s, err := Start(context.Background(), Options{Bin: bin, Dir: t.TempDir()})
+	opt.Bin = bin
+	if opt.Dir == "" {
+		opt.Dir = t.TempDir()
+	}
+	s, err := Start(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +149,12 @@ func StartT(t testing.TB) *Server {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	cmd := exec.Command(s.bin, "--port", s.Addr, "--quiet", "posix", "--nometa", s.Dir)
+	args := []string{"--port", s.Addr, "--quiet", "posix"}
+	if !s.meta {
+		args = append(args, "--nometa")
+	}
+	args = append(args, s.Dir)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	s.tail = &tail{}
 	out := io.Writer(s.tail)

@@ -74,24 +74,31 @@ func parseS3(rawURL string) (s3Target, error) {
 	return t, nil
 }
 
-func (t s3Target) client() (*minio.Client, error) {
+func (t s3Target) client() (*minio.Client, error) { return t.clientWith(nil) }
+
+// clientWith is client with the given transport; nil means a clone of
+// http.DefaultTransport that keeps many idle connections.
+func (t s3Target) clientWith(rt http.RoundTripper) (*minio.Client, error) {
 	region := t.region
 	if region == "" {
 		region = defaultRegion
 	}
-	tr, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		return nil, errors.New("s3 store: unexpected http.DefaultTransport type")
+	if rt == nil {
+		tr, ok := http.DefaultTransport.(*http.Transport)
+		if !ok {
+			return nil, errors.New("s3 store: unexpected http.DefaultTransport type")
+		}
+		tr = tr.Clone()
+		// Pack uploads many small objects in parallel; keep their connections.
+		tr.MaxIdleConnsPerHost = 64
+		rt = tr
 	}
-	tr = tr.Clone()
-	// Pack uploads many small objects in parallel; keep their connections.
-	tr.MaxIdleConnsPerHost = 64
 	c, err := minio.New(t.hostPort, &minio.Options{
 		Creds:        credentials.NewStaticV4(t.access, t.secret, ""),
 		Secure:       t.secure,
 		Region:       region,
 		BucketLookup: minio.BucketLookupPath,
-		Transport:    tr,
+		Transport:    rt,
 		// Pack retries with its own backoff; minio-go's ten silent retries
 		// would turn a dead server into minutes of waiting per blob.
 		MaxRetries: 1,
