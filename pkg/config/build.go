@@ -31,7 +31,7 @@ type Build struct {
 
 	InstallDir    string `key:"INSTALL_DIR" default:"initramfs" check:"workdir" doc:"the initramfs root being assembled"`
 	ComponentsDir string `key:"COMPONENTS_DIR" default:"components" check:"workdir" doc:"component checkouts and build logs"`
-	KernelDir     string `key:"KERNEL_DIR" default:"kernel" check:"workdir" doc:"kernel source tree and modules-root"`
+	KernelDir     string `key:"KERNEL_DIR" default:"kernel" check:"workdir" doc:"kernel source (linux/), its objtree (linux/out) and modules-root"`
 	DistDir       string `key:"DIST_DIR" default:"dist" check:"workdir" doc:"outputs: vmlinuz.efi, initramfs.cpio.xz, flists/"`
 	CacheDir      string `key:"CACHE_DIR" default:"downloads" check:"workdir" doc:"download cache, kept by mage clean (mage clean:all removes it)"`
 	StateDir      string `key:"STATE_DIR" default:".build" check:"workdir" doc:"stage markers, lock file and logs"`
@@ -157,8 +157,11 @@ func parseBool(raw string) (bool, error) {
 }
 
 func (k keySpec) parseNumber(raw string) (int64, error) {
-	if k.Check == "size" {
+	switch k.Check {
+	case "size":
 		return parseSize(raw)
+	case "duration":
+		return parseDuration(raw)
 	}
 	if raw == "" {
 		return 0, nil
@@ -233,6 +236,10 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		if !web && (err != nil || u.Scheme != "file") {
 			return "", fmt.Errorf("want an http, https or file URL, got %q", raw)
 		}
+	case "storeurl":
+		return raw, checkStoreURL(raw)
+	case "remoteurl":
+		return raw, checkRemoteURL(raw)
 	case "workdir":
 		return checkWorkDir(raw, root)
 	case "path":
