@@ -104,6 +104,8 @@ type marker struct {
 	Started     time.Time `json:"started"`
 	DurationMS  int64     `json:"duration_ms"`
 	Error       string    `json:"error,omitempty"`
+	// Cache is what the artifact cache did in this run, when the stage has one.
+	Cache *CacheResult `json:"cache,omitempty"`
 }
 
 func markerPath(dir, name string) string  { return filepath.Join(dir, "stages", name+".done") }

@@ -141,8 +141,10 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.writeRecord(runningPath(e.opt.Dir, s.Name), m); err != nil {
 		return fmt.Errorf("stage %s: %w", s.Name, err)
 	}
-	runErr := s.Run(ctx)
+	runCtx, cache := withCacheReport(ctx)
+	runErr := s.Run(runCtx)
 	took := time.Since(m.Started)
+	m.Cache = cache.result()
 	m.DurationMS = took.Milliseconds()
 	_ = os.Remove(runningPath(e.opt.Dir, s.Name))
 	if runErr == nil && ctx.Err() != nil {
@@ -163,7 +165,7 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.hashes.save(); err != nil {
 		log.Debugf("save hash cache: %v", err)
 	}
-	log.Infof("%s: done in %s", s.Name, took.Round(10*time.Millisecond))
+	log.Infof("%s: done in %s%s", s.Name, took.Round(10*time.Millisecond), m.Cache.logSuffix())
 	return nil
 }
 
