@@ -42,6 +42,7 @@ func known() map[string]Tool {
 		{"depmod", "kmod", "kmod"},
 		{"qemu-system-x86_64", "qemu-system-x86", "qemu-system-x86_64"},
 		{"upx", "none in Debian 12 (upx-ucl in later releases)", "upx"},
+		{"ccache", "ccache", "ccache"},
 		{"podman", "podman", "podman"},
 		{"docker", "docker.io", "docker"},
 	} {
@@ -105,6 +106,9 @@ func ForBuild(kind string) []Tool {
 	}
 	return nil
 }
+
+// ForCompileCache returns the compile cache's tool (COMPILE_CACHE=ccache).
+func ForCompileCache() []Tool { return lookup("ccache") }
 
 // ForRuntime returns the container runtime's tool (podman, docker).
 func ForRuntime(runtime string) []Tool {
