@@ -60,6 +60,9 @@ func (e *env) hostTools() []hosttools.Tool {
 	for _, c := range e.cfg.Components {
 		tools = append(tools, hosttools.ForBuild(c.Build.Kind)...)
 	}
+	if c := e.cfg.Cache; c != nil && c.CompileCache != "off" && e.cfg.KernelModulesDir == "" {
+		tools = append(tools, hosttools.ForCompileCache()...)
+	}
 	return tools
 }
 
@@ -176,6 +179,11 @@ func Config() error {
 		fmt.Fprintf(tw, "rfs.conf\t%s (S3 %s, bucket %s)\t\n", e.cfg.RFS.File, e.cfg.RFS.S3Endpoint, e.cfg.RFS.S3Bucket)
 	} else {
 		fmt.Fprintf(tw, "rfs.conf\tnone: flists go to a local dir:// store\t\n")
+	}
+	if c := e.cfg.Cache; c != nil {
+		fmt.Fprintf(tw, "cache.conf\t%s (artifacts %s, compile cache %s)\t\n", c.File, c.URL, c.CompileCache)
+	} else {
+		fmt.Fprintf(tw, "cache.conf\tnone: nothing is shared between machines\t\n")
 	}
 	return tw.Flush()
 }

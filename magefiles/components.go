@@ -30,6 +30,7 @@ func (e *env) componentOptions() components.Options {
 		ProjectRoot: e.root,
 		Jobs:        e.cfg.Jobs,
 		Fetcher:     e.fetcher(),
+		Cache:       e.artifacts,
 		Log:         e.log,
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/magefile/mage/mg"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/cache"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -34,6 +35,9 @@ type env struct {
 	kverOnce sync.Once
 	kver     string
 	kverErr  error
+
+	// artifacts is the shared artifact cache (config/cache.conf); nil is off.
+	artifacts *cache.Cache
 
 	localStoreOnce sync.Once // says once that flists go to a local store
 }
@@ -64,8 +68,8 @@ func newEnv() (*env, error) {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	if cfg.RFS != nil {
-		log.Formatter = &redactingFormatter{inner: log.Formatter, secrets: secretsOf(cfg.RFS)}
+	if secrets := secretsOf(cfg); len(secrets) > 0 {
+		log.Formatter = &redactingFormatter{inner: log.Formatter, secrets: secrets}
 	}
 	engine, err := stage.Open(stage.Options{
 		Dir:   cfg.StateDir,
@@ -76,7 +80,11 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{root: root, cfg: cfg, engine: engine, log: log}, nil
+	e := &env{root: root, cfg: cfg, engine: engine, log: log}
+	if e.artifacts, err = openArtifacts(cfg, log); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func truthy(s string) bool {
@@ -160,9 +168,15 @@ func (f *redactingFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	return []byte(s), nil
 }
 
-func secretsOf(r *config.RFS) []string {
-	var out []string
-	for _, s := range []string{r.S3SecretKey, r.ReadSecretKey} {
+func secretsOf(cfg *config.Config) []string {
+	var all, out []string
+	if r := cfg.RFS; r != nil {
+		all = append(all, r.S3SecretKey, r.ReadSecretKey)
+	}
+	if c := cfg.Cache; c != nil {
+		all = append(all, c.Secrets()...)
+	}
+	for _, s := range all {
 		if len(s) >= 4 { // a one-letter "secret" would blank out half the log
 			out = append(out, s)
 		}
@@ -170,14 +184,15 @@ func secretsOf(r *config.RFS) []string {
 	return out
 }
 
-// redact removes the rfs.conf secrets from an error before mage prints it.
+// redact removes the rfs.conf and cache.conf secrets from an error before
+// mage prints it.
 func redact(err error) error {
-	if err == nil || loaded.env == nil || loaded.env.cfg.RFS == nil {
+	if err == nil || loaded.env == nil {
 		return err
 	}
 	msg := err.Error()
 	clean := msg
-	for _, s := range secretsOf(loaded.env.cfg.RFS) {
+	for _, s := range secretsOf(loaded.env.cfg) {
 		clean = strings.ReplaceAll(clean, s, "***")
 	}
 	if clean == msg {

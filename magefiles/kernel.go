@@ -74,6 +74,26 @@ func (e *env) kernelOptions(full string) kernel.Options {
 	}
 }
 
+// kernelStage is what kernel_modules and kernel_build run with: the
+// source, the build options, and the artifact and compile caches.
+func (e *env) kernelStage(ctx context.Context, full string) (kernel.StageOptions, error) {
+	version, err := e.kernelVersion(ctx)
+	if err != nil {
+		return kernel.StageOptions{}, err
+	}
+	cc, err := e.compileCache(ctx)
+	if err != nil {
+		return kernel.StageOptions{}, err
+	}
+	return kernel.StageOptions{
+		Source: kernel.SourceOptions{
+			Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
+			Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(), Log: e.log,
+		},
+		Build: e.kernelOptions(full), Artifacts: e.artifacts, CompileCache: cc,
+	}, nil
+}
+
 // modulesRoot holds lib/modules/<FULL_VERSION>: KERNEL_MODULES_DIR, or
 // what kernel_modules installed. It is the one source of modules for the
 // image and the modules flist.
@@ -121,19 +141,15 @@ func kernelModules(e *env) stage.Stage {
 				e.log.Infof("using the prebuilt modules in %s (KERNEL_MODULES_DIR)", root)
 				return nil
 			}
-			version, _ := e.kernelVersion(ctx)
-			if _, err := kernel.Source(ctx, e.cfg.KernelDir, kernel.SourceOptions{
-				Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
-				Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(), Log: e.log,
-			}); err != nil {
+			opt, err := e.kernelStage(ctx, full)
+			if err != nil {
 				return err
 			}
-			root, dropped, err := kernel.BuildModules(ctx, e.kernelOptions(full))
+			dropped, err := kernel.Modules(ctx, opt)
 			if err != nil {
 				return err
 			}
 			e.warnDropped(dropped)
-			e.log.Infof("modules of %s installed in %s", full, root)
 			return nil
 		},
 	}
@@ -155,7 +171,11 @@ func kernelBuild(e *env) stage.Stage {
 			if err != nil {
 				return fmt.Errorf("read the build id the kernel must embed: %w", err)
 			}
-			dropped, err := kernel.BuildImage(ctx, e.kernelOptions(full), kernel.ImageOptions{
+			opt, err := e.kernelStage(ctx, full)
+			if err != nil {
+				return err
+			}
+			dropped, err := kernel.Image(ctx, opt, kernel.ImageOptions{
 				Initramfs: initramfs, BuildID: strings.TrimSpace(string(id)), Output: output,
 			})
 			if err != nil {

@@ -33,12 +33,17 @@ func repoRoot(t testing.TB) string {
 // what a commit of the work tree would hold) into a temporary directory.
 func cloneRepo(t testing.TB) string {
 	t.Helper()
+	return cloneRepoAt(t, t.TempDir())
+}
+
+// cloneRepoAt is cloneRepo into dst, which may not exist yet.
+func cloneRepoAt(t testing.TB, dst string) string {
+	t.Helper()
 	src := repoRoot(t)
 	out, err := exec.Command("git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
 	}
-	dst := t.TempDir()
 	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 		st, err := os.Lstat(filepath.Join(src, name))
 		if err != nil {
@@ -99,7 +104,7 @@ func TestMageListsTargets(t *testing.T) {
 		"kernel:fullVersion", "modules:resolve", "firmware:report", "initramfs:pack", "initramfs:check",
 		"initramfs:list", "rfs:pack", "rfs:unpack", "rfs:tree", "rfs:inspect", "rfs:verify", "rfs:mount",
 		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "zinit:check", "fixtures:offline",
-		"bench:initramfs", "bench:rfs",
+		"bench:initramfs", "bench:rfs", "cache:status", "cache:prune",
 	} {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {
