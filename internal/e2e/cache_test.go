@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,23 +23,28 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/redistest"
 	"github.com/threefoldtech/zosbuilder/internal/s3test"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 )
 
-// offline is the environment of an offline-profile build.
-var offline = []string{"PROFILE=offline"}
-
-// cacheServers are the team's shared caches, on loopback: versitygw for
-// the artifacts and Debian's redis-server for ccache.
+// cacheServers is what the team's machines share, on loopback: versitygw
+// for the artifacts and the flists, Debian's redis-server for ccache, and
+// one Alpine mirror. Machines that build the same image use the same URLs:
+// the offline profile's own mirror and local flist store are named by the
+// work tree's path, which ends up in the image (/etc/apk/repositories, the
+// flists' route).
 type cacheServers struct {
-	s3    *s3test.Server
-	redis *redistest.Server
+	s3     *s3test.Server
+	redis  *redistest.Server
+	mirror string // file:// URL of the team's mirror, made from the first clone's fixture
 }
 
 func startCacheServers(t *testing.T) *cacheServers {
 	t.Helper()
 	s3 := s3test.StartWithT(t, s3test.Options{Metadata: true})
-	if err := s3.CreateBucket(context.Background(), "zos-cache"); err != nil {
-		t.Fatal(err)
+	for _, bucket := range []string{"zos-cache", "zos-flists"} {
+		if err := s3.CreateBucket(context.Background(), bucket); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &cacheServers{s3: s3, redis: redistest.StartT(t)}
 }
@@ -49,21 +55,41 @@ func (s *cacheServers) conf() string {
 		s.s3.Addr, s.s3.AccessKey, s.s3.SecretKey, s.redis.URL())
 }
 
+// rfsConf is the config/rfs.conf every machine uses: the same flist store,
+// so the same route in the flists.
+func (s *cacheServers) rfsConf() string {
+	return fmt.Sprintf("S3_ENDPOINT=%q\nS3_REGION=%q\nS3_BUCKET=zos-flists\nS3_ACCESS_KEY=%q\nS3_SECRET_KEY=%q\n",
+		s.s3.Endpoint(), s3test.Region, s.s3.AccessKey, s.s3.SecretKey)
+}
+
+// env is the environment of a build on any machine of the team.
+func (s *cacheServers) env() []string { return []string{"PROFILE=offline", "ALPINE_MIRROR=" + s.mirror} }
+
 func (s *cacheServers) stop() {
 	s.s3.Stop()
 	s.redis.Stop()
 }
 
 // newCachedClone is a fresh clone at dir (empty local state) with the
-// offline fixtures and config/cache.conf.
+// offline fixtures, config/cache.conf and config/rfs.conf. The first one's
+// fixture mirror becomes the team's mirror.
 func newCachedClone(t *testing.T, srv *cacheServers, dir string) string {
 	t.Helper()
 	dir = cloneRepoAt(t, dir)
 	if out, err := mage(t, dir, nil, "fixtures:offline"); err != nil {
 		t.Fatalf("fixtures:offline: %v\n%s", err, out)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config", "cache.conf"), []byte(srv.conf()), 0o600); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string]string{"cache.conf": srv.conf(), "rfs.conf": srv.rfsConf()} {
+		if err := os.WriteFile(filepath.Join(dir, "config", name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.mirror == "" {
+		mirror := filepath.Join(t.TempDir(), "team-mirror")
+		if out, err := run(t, dir, nil, "cp", "-a", filepath.Join(dir, "work", "offline", "mirror"), mirror); err != nil {
+			t.Fatalf("copy the mirror: %v\n%s", err, out)
+		}
+		srv.mirror = "file://" + mirror
 	}
 	return dir
 }
@@ -96,7 +122,7 @@ func TestCacheSharedAcrossMachines(t *testing.T) {
 	testutil.RequireFile(t, "/bin/busybox")
 	srv := startCacheServers(t)
 	a := newCachedClone(t, srv, filepath.Join(t.TempDir(), "machine-a"))
-	out := mageOK(t, a, offline, "build")
+	out := mageOK(t, a, srv.env(), "build")
 	cacheScenario(t, srv, cachedBuild{dir: a, out: out})
 }
 
@@ -113,14 +139,15 @@ func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
 	figures.add("A (cold): kernel_modules", cold["kernel_modules"], "")
 	figures.add("A (cold): components_build", cold["components_build"], "")
 	figures.add("A (cold): kernel_build", cold["kernel_build"], "")
-	figures.note("A: " + compileLine(t, a.out))
+	coldCPU := makeCPU(t, a.out)
+	figures.note(fmt.Sprintf("A: make vmlinux modules used %s CPU; %s", coldCPU, compileLine(t, a.out)))
 	figures.note("store after A: " + storeBytes(t, srv))
 
 	// B: another clone in another path, nothing built: the expensive
 	// stages restore what A published.
 	b := newCachedClone(t, srv, filepath.Join(t.TempDir(), "machine-b", "in", "a", "deeper", "path"))
 	start := time.Now()
-	out := mageOK(t, b, offline, "build")
+	out := mageOK(t, b, srv.env(), "build")
 	t.Logf("B's build: %s", time.Since(start).Round(time.Second))
 	warm := stageTimes(out)
 	for _, s := range []string{"kernel_modules", "components_build"} {
@@ -133,21 +160,22 @@ func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
 	if strings.Contains(out, "building fakezinit") || strings.Contains(out, "kernel: make vmlinux modules") {
 		t.Errorf("B compiled what it restored:\n%s", out)
 	}
-	status := mageOK(t, b, offline, "status")
+	status := mageOK(t, b, srv.env(), "status")
 	for _, s := range []string{"kernel_modules", "components_build"} {
 		if !regexp.MustCompile(`(?m)^` + s + `\s+done\s.*\shit\s`).MatchString(status) {
 			t.Errorf("mage status does not show the hit of %s:\n%s", s, status)
 		}
 	}
-	cacheStatus := mageOK(t, b, offline, "cache:status")
+	cacheStatus := mageOK(t, b, srv.env(), "cache:status")
 	if !strings.Contains(cacheStatus, "2 hits, 0 misses") || strings.Contains(cacheStatus, srv.s3.SecretKey) {
 		t.Errorf("mage cache:status:\n%s", cacheStatus)
 	}
 	t.Logf("mage cache:status on B:\n%s", cacheStatus)
 	// Same sources, same SOURCE_DATE_EPOCH: the same image, byte for byte.
-	image := "work/offline/dist/vmlinuz.efi"
+	image, archive := "work/offline/dist/vmlinuz.efi", "work/offline/dist/initramfs.cpio.xz"
 	if !bytes.Equal(readFile(t, a.dir, image), readFile(t, b, image)) {
-		t.Errorf("the images of A and B differ")
+		t.Errorf("the images of A and B differ; initramfs entries that differ: %v",
+			archiveDiff(t, readFile(t, a.dir, archive), readFile(t, b, archive)))
 	}
 
 	// B with one kernel option changed and empty local state (a fresh CI
@@ -155,28 +183,30 @@ func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
 	// cache A filled. CACHE_PUSH=false keeps the result out of the store,
 	// so the last step builds the same config without the caches.
 	setOption(t, b, "# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y")
-	freshState(t, b)
-	out = mageOK(t, b, append([]string{"CACHE_PUSH=false"}, offline...), "build")
+	freshState(t, b, srv)
+	out = mageOK(t, b, append([]string{"CACHE_PUSH=false"}, srv.env()...), "build")
 	changed := stageTimes(out)
 	if !regexp.MustCompile(`kernel_modules: done in \S+ \(artifact cache: miss\)`).MatchString(out) {
 		t.Errorf("the changed config did not rebuild kernel_modules:\n%s", out)
 	}
 	line := compileLine(t, out)
 	hits, total, remote := compileCounts(t, line)
+	changedCPU := makeCPU(t, out)
 	figures.add("B, one option changed, fresh state: kernel_modules", changed["kernel_modules"],
-		fmt.Sprintf("%.1f%% of cold; %s", 100*changed["kernel_modules"].Seconds()/cold["kernel_modules"].Seconds(), line))
+		fmt.Sprintf("%.1f%% of cold; make vmlinux modules %s CPU, %.1f%% of cold; %s", 100*changed["kernel_modules"].Seconds()/cold["kernel_modules"].Seconds(),
+			changedCPU, 100*changedCPU.Seconds()/coldCPU.Seconds(), line))
 	if total == 0 || hits*2 < total || remote == 0 {
 		t.Errorf("the compile cache did not serve the unchanged objects: %s", line)
 	}
 	ccacheS, _ := run(t, b, []string{"CCACHE_DIR=" + filepath.Join(b, "downloads", "ccache")}, "ccache", "-s")
 	t.Logf("ccache -s on B after the config change:\n%s", ccacheS)
-	withCache := readFile(t, b, image)
+	withCache, withCacheArchive := readFile(t, b, image), readFile(t, b, archive)
 	modsWithCache := treeHash(t, filepath.Join(b, "work/offline/kernel/modules-root"))
 
 	// The same config again from empty local state, the cache servers
 	// stopped mid-build: B builds everything itself, says once that the
 	// cache is gone, and makes the same bytes as with the compile cache.
-	freshState(t, b)
+	freshState(t, b, srv)
 	out = buildStoppingServers(t, b, srv, "extracting /usr/src/linux-source-6.1.tar.xz")
 	if n := strings.Count(out, "cache unreachable"); n != 1 {
 		t.Errorf("the build said %d times that the cache is unreachable, want once:\n%s", n, out)
@@ -186,7 +216,8 @@ func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
 	}
 	figures.note("B, servers stopped: " + compileLine(t, out))
 	if !bytes.Equal(readFile(t, b, image), withCache) {
-		t.Errorf("the image built without the compile cache differs from the one built with it")
+		t.Errorf("the image built without the compile cache differs from the one built with it; initramfs entries that differ: %v",
+			archiveDiff(t, withCacheArchive, readFile(t, b, archive)))
 	}
 	if got := treeHash(t, filepath.Join(b, "work/offline/kernel/modules-root")); got != modsWithCache {
 		t.Errorf("the modules built without the compile cache differ from those built with it")
@@ -199,7 +230,7 @@ func buildStoppingServers(t *testing.T, dir string, srv *cacheServers, trigger s
 	t.Helper()
 	cmd := exec.Command(testutil.RequireTool(t, "go"), "run", "magefile.go", "build")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), offline...)
+	cmd.Env = append(os.Environ(), srv.env()...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -234,10 +265,54 @@ func buildStoppingServers(t *testing.T, dir string, srv *cacheServers, trigger s
 	return out.String()
 }
 
-// freshState removes the clone's work folders, markers and local ccache.
-func freshState(t *testing.T, dir string) {
+// archiveDiff names the entries of two initramfs archives that differ
+// (header or content), to tell a kernel difference from an initramfs one.
+func archiveDiff(t *testing.T, a, b []byte) []string {
 	t.Helper()
-	mageOK(t, dir, offline, "clean")
+	entries := func(xzData []byte) map[string]string {
+		cmd := exec.Command("xz", "-dc")
+		cmd.Stdin = bytes.NewReader(xzData)
+		raw, err := cmd.Output()
+		if err != nil {
+			t.Errorf("xz -dc: %v", err)
+			return nil
+		}
+		m := map[string]string{}
+		r := cpio.NewReader(bytes.NewReader(raw))
+		for {
+			h, err := r.Next()
+			if err != nil {
+				break
+			}
+			body, _ := io.ReadAll(r)
+			sum := sha256.Sum256(body)
+			m[h.Name] = fmt.Sprintf("%o %d %d %x", h.Mode, h.MTime, h.Size, sum[:8])
+		}
+		return m
+	}
+	ea, eb := entries(a), entries(b)
+	var diff []string
+	for name, v := range ea {
+		if eb[name] != v {
+			diff = append(diff, name)
+		}
+	}
+	for name := range eb {
+		if _, ok := ea[name]; !ok {
+			diff = append(diff, name)
+		}
+	}
+	sort.Strings(diff)
+	if len(diff) == 0 {
+		return []string{"none: the kernels differ"}
+	}
+	return diff
+}
+
+// freshState removes the clone's work folders, markers and local ccache.
+func freshState(t *testing.T, dir string, srv *cacheServers) {
+	t.Helper()
+	mageOK(t, dir, srv.env(), "clean")
 	if err := os.RemoveAll(filepath.Join(dir, "downloads", "ccache")); err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +379,20 @@ func stageTimes(out string) map[string]time.Duration {
 		}
 	}
 	return m
+}
+
+var makeCPURe = regexp.MustCompile(`kernel: make modules: \S+, (\S+) CPU`)
+
+// makeCPU is the CPU time of kernel_modules' `make vmlinux modules`.
+func makeCPU(t *testing.T, out string) time.Duration {
+	t.Helper()
+	g := makeCPURe.FindStringSubmatch(out)
+	if g == nil {
+		t.Errorf("no CPU time of make vmlinux modules in:\n%s", out)
+		return time.Nanosecond
+	}
+	d, _ := time.ParseDuration(g[1])
+	return d
 }
 
 var compileRe = regexp.MustCompile(`compile cache: (\d+) of (\d+) compilations from the cache \([0-9.]+%, (\d+) from the remote storage\), \d+ compiled`)

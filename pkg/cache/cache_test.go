@@ -328,6 +328,13 @@ func TestRecipeKey(t *testing.T) {
 	if !strings.Contains(NewRecipe("s", "n").Add("tool", "a\nb").String(), "tool: a\n  b\n") {
 		t.Error("multi-line values are not indented")
 	}
+	r := NewRecipe("s", "n")
+	if err := r.AddTool(context.Background(), "", "cc", "no-such-compiler-zos", "--version"); err != nil || !strings.Contains(r.String(), "cc: not installed") {
+		t.Errorf("missing tool: %v\n%s", err, r)
+	}
+	if err := r.AddTool(context.Background(), "", "sh", "sh", "-c", "exit 3"); err == nil {
+		t.Error("a failing version command is not an error")
+	}
 }
 
 func TestOpenRefusesCredentialsInURL(t *testing.T) {

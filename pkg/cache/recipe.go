@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -72,9 +73,13 @@ func ToolVersion(ctx context.Context, dir, name string, args ...string) (string,
 	return strings.TrimSpace(out.String()), nil
 }
 
-// AddTool records as field what ToolVersion says.
+// AddTool records as field what ToolVersion says, or "not installed" for
+// a tool that is not on PATH (a build that needed it would fail anyway).
 func (r *Recipe) AddTool(ctx context.Context, dir, field, name string, args ...string) error {
 	v, err := ToolVersion(ctx, dir, name, args...)
+	if errors.Is(err, exec.ErrNotFound) {
+		v, err = "not installed", nil
+	}
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,12 @@ func (o Options) make(ctx context.Context, step string, targets ...string) error
 		return fmt.Errorf("%s: %w", step, err)
 	}
 	logf(o.Log, "kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
-	return runLogged(ctx, l.Tree(), l.Logs(), step, append(o.kbuildEnv(), o.Env...), "make", args...)
+	start := time.Now()
+	cpu, err := runLogged(ctx, l.Tree(), l.Logs(), step, append(o.kbuildEnv(), o.Env...), "make", args...)
+	if err == nil {
+		logf(o.Log, "kernel: make %s: %s, %s CPU", step, time.Since(start).Round(100*time.Millisecond), cpu.Round(100*time.Millisecond))
+	}
+	return err
 }
 
 // prepareObjtree makes the objtree, or empties it when it was built from

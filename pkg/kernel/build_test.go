@@ -207,7 +207,7 @@ func testConfig(t *testing.T, ctx context.Context, work, tree string) string {
 	// In a scratch objtree: the source tree itself must stay clean for
 	// out-of-tree builds.
 	scratch := filepath.Join(work, "tinyconfig")
-	if err := runLogged(ctx, tree, Layout{work}.Logs(), "tinyconfig", nil, "make", "ARCH=x86_64", "O="+scratch, "tinyconfig"); err != nil {
+	if _, err := runLogged(ctx, tree, Layout{work}.Logs(), "tinyconfig", nil, "make", "ARCH=x86_64", "O="+scratch, "tinyconfig"); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := ReadConfig(filepath.Join(scratch, ".config"))
