@@ -63,7 +63,9 @@ func (s *cacheServers) rfsConf() string {
 }
 
 // env is the environment of a build on any machine of the team.
-func (s *cacheServers) env() []string { return []string{"PROFILE=offline", "ALPINE_MIRROR=" + s.mirror} }
+func (s *cacheServers) env() []string {
+	return []string{"PROFILE=offline", "ALPINE_MIRROR=" + s.mirror}
+}
 
 func (s *cacheServers) stop() {
 	s.s3.Stop()
