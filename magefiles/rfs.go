@@ -140,7 +140,7 @@ func (e *env) s3Config() store.S3Config {
 // runtime route written into the flist, or a local dir:// store under
 // DIST_DIR when there is no rfs.conf.
 func (e *env) packOptions() (flist.PackOptions, error) {
-	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log}
+	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Time: e.cfg.SourceDateEpoch, Progress: &progress.Options{}, Log: e.log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
 		e.localStoreOnce.Do(func() {

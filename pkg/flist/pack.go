@@ -56,6 +56,12 @@ type PackOptions struct {
 	// the store has them, so packing an unchanged tree costs little more
 	// than a walk.
 	NoReuse bool
+	// Time, when set (SOURCE_DATE_EPOCH), is every inode's mtime and
+	// ctime, so the same tree content gives the same flist whenever and
+	// wherever its files were written (the flists are embedded in the
+	// image). A previous flist's blocks are then not reused: its times no
+	// longer tell whether a file changed.
+	Time *int64
 	// Retries is how often a failed store request is retried with
 	// exponential backoff starting at RetryDelay; 0 means DefaultRetries,
 	// negative means none. Authentication and missing-bucket errors are
@@ -216,7 +222,7 @@ func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) 
 	if root.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return "", fmt.Errorf("source %s is not a directory", srcDir)
 	}
-	if !p.opt.NoReuse {
+	if !p.opt.NoReuse && p.opt.Time == nil {
 		p.loadPrevious(outFL)
 	}
 	if err := os.MkdirAll(filepath.Dir(outFL), 0o755); err != nil {
@@ -324,7 +330,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 		}
 		d := list[len(list)-1]
 		list = list[:len(list)-1]
-		ino, err := w.AddInode(inodeOf(d.parent, d.name, &d.st, nil))
+		ino, err := w.AddInode(p.inode(d.parent, d.name, &d.st, nil))
 		if err != nil {
 			return nil, err
 		}
@@ -356,7 +362,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 				}
 				data = []byte(target)
 			}
-			in := inodeOf(ino, name, &st, data)
+			in := p.inode(ino, name, &st, data)
 			child, err := w.AddInode(in)
 			if err != nil {
 				return nil, err
@@ -399,6 +405,15 @@ func readDirNames(dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// inode describes a file for the flist, with the fixed time when set.
+func (p *packer) inode(parent int64, name string, st *unix.Stat_t, data []byte) Inode {
+	in := inodeOf(parent, name, st, data)
+	if t := p.opt.Time; t != nil {
+		in.Mtime, in.Ctime = *t, *t
+	}
+	return in
 }
 
 func inodeOf(parent int64, name string, st *unix.Stat_t, data []byte) Inode {

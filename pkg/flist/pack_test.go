@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -517,6 +518,59 @@ func TestPackReproducible(t *testing.T) {
 	}
 	if bytes.Equal(first, pack("c.fl")) {
 		t.Fatal("a changed mtime did not change the flist")
+	}
+}
+
+// With a fixed Time (SOURCE_DATE_EPOCH), the same content written at
+// another time, in another folder, gives the same flist; a previous flist at
+// the output path is not trusted for reuse.
+func TestPackFixedTime(t *testing.T) {
+	epoch := int64(1700000000)
+	st := store.NewDir(t.TempDir())
+	out := filepath.Join(t.TempDir(), "fixed.fl")
+	pack := func(src string) []byte {
+		s, err := Pack(ctx, src, out, PackOptions{Store: st, Time: &epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Reused != 0 {
+			t.Errorf("%d files reused from the previous flist", s.Reused)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := t.TempDir(), filepath.Join(t.TempDir(), "elsewhere")
+	makeTree(t, a)
+	if out, err := exec.Command("cp", "-a", a, b).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	if err := filepath.WalkDir(b, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(1e9), unix.NsecToTimespec(1e9)}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pack(a), pack(b)) {
+		t.Fatal("the same content with other times gives another flist")
+	}
+	r, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Walk(ctx, func(path string, in *Inode) error {
+		if in.Mtime != epoch || in.Ctime != epoch {
+			t.Errorf("%s: mtime %d ctime %d, want %d", path, in.Mtime, in.Ctime, epoch)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
