@@ -71,6 +71,7 @@ func (e *env) kernelOptions(full string) kernel.Options {
 	return kernel.Options{
 		Dir: e.cfg.KernelDir, FullVersion: full, ConfigPath: e.configFile(config.KernelConfigFile),
 		Jobs: e.cfg.Jobs, SourceDateEpoch: epoch, Log: e.log,
+		BootModules: append(e.cfg.ModuleNames(1), e.cfg.ModuleNames(2)...),
 	}
 }
 

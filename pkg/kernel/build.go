@@ -51,7 +51,10 @@ type Options struct {
 	SourceDateEpoch int64
 	// Depmod is the depmod binary; "" means depmod from PATH.
 	Depmod string
-	Log    logrus.FieldLogger
+	// BootModules are the modules the image loads at boot (modules.conf):
+	// a RuntimeNeeds option built as a module is met only by one of them.
+	BootModules []string
+	Log         logrus.FieldLogger
 }
 
 func (o Options) makeArgs(targets ...string) []string {
@@ -129,6 +132,12 @@ func configure(ctx context.Context, opt Options, initramfs, dotConfig string) ([
 	}
 	if g := got.String("CONFIG_INITRAMFS_SOURCE"); g != initramfs {
 		return nil, fmt.Errorf("configure kernel: CONFIG_INITRAMFS_SOURCE is %q after olddefconfig, want %q", g, initramfs)
+	}
+	// The image builds either way, but would not come up: say what and why.
+	for _, u := range CheckRuntime(got, opt.BootModules) {
+		if opt.Log != nil {
+			opt.Log.Warnf("kernel config %s lacks what the runtime needs: %s", opt.ConfigPath, u)
+		}
 	}
 	return Missing(want, got), nil
 }
