@@ -84,13 +84,17 @@ func (Rfs) Pack(ctx context.Context, src, fl, stores string) error {
 	return nil
 }
 
-// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to.
+// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to (STORE=URLS reads those instead).
 func (Rfs) Unpack(ctx context.Context, fl, dir string) error {
 	e, err := load()
 	if err != nil {
 		return err
 	}
-	return flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log})
+	st, err := storeOverride()
+	if err != nil {
+		return err
+	}
+	return flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Store: st, Log: e.log})
 }
 
 // Tree prints the flist FL as a tree, exactly as `rfs flist tree` does.
@@ -99,21 +103,29 @@ func (Rfs) Tree(fl string) error { return flist.Tree(os.Stdout, fl) }
 // Inspect prints every entry of the flist FL, exactly as `rfs flist inspect` does (with the correct gid).
 func (Rfs) Inspect(fl string) error { return flist.Inspect(os.Stdout, fl) }
 
-// Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each).
+// Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each; STORE=URLS checks those stores).
 func (Rfs) Verify(ctx context.Context, fl string) error {
 	deep := truthy(os.Getenv("DEEP"))
-	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Progress: &progress.Options{}})
+	st, err := storeOverride()
+	if err != nil {
+		return err
+	}
+	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Store: st, Progress: &progress.Options{}})
 	fmt.Println(rep)
 	return err
 }
 
-// Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts).
+// Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts; STORE=URLS reads those stores).
 func (Rfs) Mount(ctx context.Context, fl, dir string) error {
 	e, err := load()
 	if err != nil {
 		return err
 	}
-	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Log: e.log})
+	st, err := storeOverride()
+	if err != nil {
+		return err
+	}
+	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Store: st, Log: e.log})
 	if err != nil {
 		return err
 	}
@@ -123,6 +135,22 @@ func (Rfs) Mount(ctx context.Context, fl, dir string) error {
 }
 
 func (e *env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
+
+// storeOverride is STORE from the environment ("[xx-yy=]URL,...", as
+// rfs:pack's STORES): the stores to read instead of an flist's routes, e.g.
+// STORE=dir://$PWD/dist/flists/store for flists that route where a node,
+// not this machine, reads them (LOCAL_STORE_ROUTE). Unset: nil.
+func storeOverride() (store.Store, error) {
+	spec := os.Getenv("STORE")
+	if spec == "" {
+		return nil, nil
+	}
+	r, err := store.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("STORE: %w", err)
+	}
+	return r, nil
+}
 
 // s3Config maps config/rfs.conf onto the store's settings.
 func (e *env) s3Config() store.S3Config {
@@ -143,10 +171,15 @@ func (e *env) packOptions() (flist.PackOptions, error) {
 	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
-		e.localStoreOnce.Do(func() {
-			e.log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
-		})
 		opt.Store = store.NewDir(dir)
+		route := opt.Store.Routes()[0].URL
+		if e.cfg.LocalStoreRoute != "" {
+			route = e.cfg.LocalStoreRoute
+			opt.RouteOverride = []store.Route{{Start: 0, End: 255, URL: route}}
+		}
+		e.localStoreOnce.Do(func() {
+			e.log.Infof("no %s: packing flists to the local store dir://%s, routed to %s (LOCAL_STORE_ROUTE)", e.cfg.Path(config.RFSConfFile), dir, route)
+		})
 		return opt, nil
 	}
 	s3 := e.s3Config()
@@ -236,7 +269,7 @@ func rfsFlists(e *env) stage.Stage {
 		inputs = append(inputs, e.configFile(config.RFSConfFile))
 	}
 	return stage.Stage{
-		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
+		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH", "LOCAL_STORE_ROUTE"),
 		Inputs: inputs,
 		Run: func(ctx context.Context) error {
 			embedded := filepath.Join(e.cfg.InstallDir, "etc", "rfs")
