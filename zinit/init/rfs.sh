@@ -109,11 +109,20 @@ log "mounting $manifest on $target"
 "$rfs" mount -m "$manifest" -c "/var/cache/rfs/$kind" "$target" &
 pid=$!
 
-# stop_mount: end the mounter and make sure nothing is left mounted.
+# stop_mount: end the mounter (it may hang on a store request: 10 s, then
+# SIGKILL) and make sure nothing is left mounted.
 stop_mount() {
 	kill "$pid" 2>/dev/null
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 10 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
-	mounted && umount -l "$target" 2>/dev/null
+	if mounted; then
+		umount -l "$target" 2>/dev/null
+	fi
 }
 
 waited=0
