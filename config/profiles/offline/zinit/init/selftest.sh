@@ -86,17 +86,22 @@ check_units() {
 	zinit list 2>&1 | while IFS= read -r line; do say "INFO zinit list: $line"; done
 }
 
-# dhcp: the network unit got a lease: an address and a default route.
+# dhcp: the network unit got a lease (network.sh records it in
+# /run/udhcpc.IFACE.lease) and the interface has its address.
 check_dhcp() {
-	route=$(ip -4 route show default 2>/dev/null | head -n 1)
-	set -- $route
-	gw=$3 dev=$5
-	addr=$(ip -4 addr show dev "$dev" 2>/dev/null | awk '$1 == "inet" { print $2; exit }')
-	if [ "$1 $2" = "default via" ] && [ -n "$addr" ] && [ -f "/run/udhcpc.$dev.pid" ]; then
-		pass dhcp "$dev $addr via $gw"
-	else
-		fail dhcp "no DHCP lease: route '$route', address '$addr'"
-	fi
+	for l in /run/udhcpc.*.lease; do
+		[ -f "$l" ] || continue
+		dev=${l#/run/udhcpc.}
+		dev=${dev%.lease}
+		lease() { sed -n "s/^$1=//p" "$l"; }
+		addr=$(ip -4 addr show dev "$dev" 2>/dev/null | awk '$1 == "inet" { print $2; exit }')
+		if [ -n "$addr" ] && [ "$addr" = "$(lease ip)/$(lease mask)" ]; then
+			router=$(lease router)
+			pass dhcp "$dev $addr from $(lease server)${router:+ via $router}"
+			return
+		fi
+	done
+	fail dhcp "no DHCP lease on an interface: $(ip -4 addr 2>&1 | awk '$1 == "inet" { print $NF, $2 }' | tr '\n' ' ')"
 }
 
 # flists: the modules and firmware flists are FUSE mounts, and the modules
@@ -114,7 +119,7 @@ check_flists() {
 		bad="$modules/modules.dep does not list $flist_module"
 	fi
 	if [ -n "$bad" ]; then
-		fail flists "$bad"
+		fail flists "${bad# }"
 	else
 		pass flists "$modules and /lib/firmware are $(fstype "$modules") and $(fstype /lib/firmware) mounts"
 	fi
@@ -126,9 +131,9 @@ check_modprobe() {
 	cold=$(awk -F: -v m="/$flist_module.ko" 'index($1, m) == 0 { print $1; exit }' "$modules/modules.dep" 2>/dev/null)
 	if [ -n "$cold" ] && [ -f "$modules/$cold" ]; then
 		t0=$(uptime_ms)
-		size=$(wc -c <"$modules/$cold")
+		cat "$modules/$cold" >/dev/null
 		t1=$(uptime_ms)
-		say "INFO first read through the modules flist: $cold, $size bytes in $((t1 - t0)) ms"
+		say "INFO first read through the modules flist: $cold, $(stat -c %s "$modules/$cold") bytes in $((t1 - t0)) ms"
 	fi
 	if grep -q "^$flist_module " /proc/modules; then
 		fail modprobe "$flist_module was loaded before the test"
@@ -154,7 +159,7 @@ check_firmware() {
 	rc=$?
 	t1=$(uptime_ms)
 	if [ "$rc" -eq 0 ]; then
-		pass firmware "$flist_firmware sha256 ${sum%% *} ($(wc -c <"$f") bytes in $((t1 - t0)) ms)"
+		pass firmware "$flist_firmware sha256 ${sum%% *} ($(stat -c %s "$f") bytes in $((t1 - t0)) ms)"
 	else
 		fail firmware "$f: $sum"
 	fi
