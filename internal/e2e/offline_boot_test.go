@@ -173,7 +173,7 @@ func TestOfflineProfileBootSelfTest(t *testing.T) {
 		t.Logf("console:\n%s", console)
 	}
 	// The measurements, for the README.
-	for _, m := range regexp.MustCompile(`(?m)^(SELFTEST INFO (?:all units up|first read|rfs memory).*|init: / is a tmpfs.*)$`).FindAllString(console, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^(SELFTEST (?:INFO (?:all units up|first read|rfs memory)|PASS (?:modprobe|firmware)).*|init: / is a tmpfs.*)$`).FindAllString(console, -1) {
 		t.Log(strings.TrimRight(m, "\r"))
 	}
 }

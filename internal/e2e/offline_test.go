@@ -134,9 +134,12 @@ func (b *OfflineBuild) Mage(t testing.TB, env []string, args ...string) (string,
 }
 
 // Copy returns a copy of the build (clone, work tree and stage state) in a
-// temporary folder of t, for a scenario that changes what it builds from.
-// The copy lives at another path, so stages whose fingerprint holds an
-// absolute path rerun there.
+// temporary folder of t, for a scenario that changes what it builds from
+// (about 2.2 GB, the kernel tree most of it). The stage fingerprints hold
+// absolute paths (the work folders, file:// mirror URLs), so in the copy
+// every stage is stale: its first `mage build` reruns them all, with make
+// and cargo finding most of their work done only where their own state
+// does not hold absolute paths either.
 func (b *OfflineBuild) Copy(t *testing.T) *OfflineBuild {
 	t.Helper()
 	dst := t.TempDir()
