@@ -114,12 +114,12 @@ func (Rfs) Stores(ctx context.Context, fl string) error {
 	return printRoutes(routes)
 }
 
-// StoresAdd adds routes ("[xx-yy=]URL,..."; rfs.conf is config/rfs.conf's read-only route) to the flist FL, e.g. an HTTPS row.
+// StoresAdd adds routes ("[xx-yy=]URL,..."; rfs.conf means config/rfs.conf's read-only route) to the flist FL, such as an HTTPS row.
 func (Rfs) StoresAdd(ctx context.Context, fl, stores string) error {
 	return editStores(ctx, fl, stores, flist.AddRoutes)
 }
 
-// StoresSet replaces the routes of the flist FL with STORES, e.g. rfs.conf after rotating the read credentials there.
+// StoresSet replaces the routes of the flist FL with STORES (rfs.conf after rotating the read credentials there).
 func (Rfs) StoresSet(ctx context.Context, fl, stores string) error {
 	return editStores(ctx, fl, stores, flist.SetRoutes)
 }
