@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/stdout"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
@@ -80,7 +82,7 @@ func (Rfs) Pack(ctx context.Context, src, fl, stores string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Infof("%s: %s", fl, stats)
+	e.log.Info(stats)
 	return nil
 }
 
@@ -94,10 +96,74 @@ func (Rfs) Unpack(ctx context.Context, fl, dir string) error {
 }
 
 // Tree prints the flist FL as a tree, exactly as `rfs flist tree` does.
-func (Rfs) Tree(fl string) error { return flist.Tree(os.Stdout, fl) }
+func (Rfs) Tree(fl string) error {
+	return stdout.Print(func(w io.Writer) error { return flist.Tree(w, fl) })
+}
 
 // Inspect prints every entry of the flist FL, exactly as `rfs flist inspect` does (with the correct gid).
-func (Rfs) Inspect(fl string) error { return flist.Inspect(os.Stdout, fl) }
+func (Rfs) Inspect(fl string) error {
+	return stdout.Print(func(w io.Writer) error { return flist.Inspect(w, fl) })
+}
+
+// Stores lists the routes of the flist FL as `rfs config store list` does, passwords masked.
+func (Rfs) Stores(ctx context.Context, fl string) error {
+	routes, err := flist.ListRoutes(ctx, fl)
+	if err != nil {
+		return err
+	}
+	return printRoutes(routes)
+}
+
+// StoresAdd adds routes ("[xx-yy=]URL,..."; rfs.conf means config/rfs.conf's read-only route) to the flist FL, such as an HTTPS row.
+func (Rfs) StoresAdd(ctx context.Context, fl, stores string) error {
+	return editStores(ctx, fl, stores, flist.AddRoutes)
+}
+
+// StoresSet replaces the routes of the flist FL with STORES (rfs.conf after rotating the read credentials there).
+func (Rfs) StoresSet(ctx context.Context, fl, stores string) error {
+	return editStores(ctx, fl, stores, flist.SetRoutes)
+}
+
+// StoresDelete removes the routes of the flist FL whose store is STORE (as written, or as rfs:stores shows it).
+func (Rfs) StoresDelete(ctx context.Context, fl, storeURL string) error {
+	routes, err := flist.DeleteRoutes(ctx, fl, storeURL)
+	if err != nil {
+		return err
+	}
+	return printRoutes(routes)
+}
+
+func editStores(ctx context.Context, fl, stores string, edit func(context.Context, string, []store.Route) ([]store.Route, error)) error {
+	e, err := load()
+	if err != nil {
+		return err
+	}
+	routes, err := store.ParseRoutes(stores, e.confRoute)
+	if err != nil {
+		return redact(err)
+	}
+	if routes, err = edit(ctx, fl, routes); err != nil {
+		return redact(err)
+	}
+	return printRoutes(routes)
+}
+
+func printRoutes(routes []store.Route) error {
+	return stdout.Print(func(w io.Writer) error { return flist.WriteRoutes(w, routes) })
+}
+
+// confRoute is the read-only route of config/rfs.conf, what a pack writes.
+func (e *env) confRoute() (string, error) {
+	if e.cfg.RFS == nil {
+		return "", fmt.Errorf("the store %q is the route of %s, which does not exist (see config/rfs.conf.example)",
+			store.ConfRoute, e.cfg.Path(config.RFSConfFile))
+	}
+	u, err := e.s3Config().RouteURL()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", e.cfg.RFS.File, err)
+	}
+	return u, nil
+}
 
 // Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each).
 func (Rfs) Verify(ctx context.Context, fl string) error {
@@ -174,7 +240,15 @@ func (e *env) pack(ctx context.Context, src, fl string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Infof("%s: %s", filepath.Base(fl), stats)
+	summary := stats.String()
+	if e.cfg.RFS != nil && e.cfg.RFS.UploadManifests {
+		loc, err := e.s3Config().UploadManifest(ctx, fl)
+		if err != nil {
+			return err
+		}
+		summary += "; manifest uploaded to " + loc
+	}
+	e.log.Info(summary)
 	return nil
 }
 
@@ -265,9 +339,6 @@ func rfsFlists(e *env) stage.Stage {
 				if err := fsutil.CopyFile(src, filepath.Join(embedded, name), 0o644); err != nil {
 					return err
 				}
-			}
-			if e.cfg.RFS != nil && e.cfg.RFS.UploadManifests {
-				return e.uploadManifests(ctx, []string{modFL, fwFL})
 			}
 			return nil
 		},

@@ -173,11 +173,18 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 	if b.opt.Fetcher == nil {
 		return "", errors.New("release component: no downloader configured")
 	}
-	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.SHA256)
+	sum, err := download.ParseChecksum(b.c.Checksum)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.out, "downloaded %s (sha256 %s)\n", download.Redact(b.c.Source), b.c.SHA256)
+	if sum.Weak() {
+		b.log.Warnf("%s is pinned by md5 only (%s): weaker than sha256, it catches a corrupted download but not a forged one", b.c.Name, b.c.Where())
+	}
+	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.Checksum)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", download.Redact(b.c.Source), sum.Algo, sum.Hex)
 	if ok, err := elfbin.IsELF(f); err != nil || ok {
 		return f, err
 	}

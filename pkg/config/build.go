@@ -24,7 +24,7 @@ type Build struct {
 	AlpineMinirootfsSHA256  string `key:"ALPINE_MINIROOTFS_SHA256" check:"sha256" doc:"sha256 of the pinned minirootfs tarball; required with ALPINE_MINIROOTFS_VERSION"`
 
 	KernelVersion       string `key:"KERNEL_VERSION" default:"6.12.44" check:"version" doc:"upstream kernel version; FULL_VERSION adds CONFIG_LOCALVERSION from config/kernel.config"`
-	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc"`
+	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc, or its parent (the original's https://cdn.kernel.org/pub/linux/kernel): v<major>.x/ is then tried too"`
 	KernelSHA256        string `key:"KERNEL_SHA256" check:"sha256" doc:"pin the kernel tarball's sha256; empty trusts the mirror's sha256sums.asc"`
 	KernelSourceTarball string `key:"KERNEL_SOURCE_TARBALL" check:"file" doc:"use this local kernel tarball instead of downloading (any top folder name)"`
 	KernelModulesDir    string `key:"KERNEL_MODULES_DIR" check:"dir" doc:"use a prebuilt modules tree (a directory holding lib/modules/<ver>) instead of building modules"`

@@ -107,7 +107,7 @@ func Load(opt Options) (*Config, error) {
 	if err := c.loadRFS(env, opt.Environ); err != nil {
 		errs = append(errs, err)
 	}
-	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware} {
+	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware, c.checkMoved} {
 		if err := load(); err != nil {
 			errs = append(errs, err)
 		}

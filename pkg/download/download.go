@@ -17,7 +17,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -100,30 +99,32 @@ func New(opt Options) *Fetcher {
 	return &Fetcher{opt: opt, log: log}
 }
 
-// File returns the path of a local, verified copy of rawURL. With sha256hex
-// set, a cached copy whose hash matches is returned without any request, and
-// a download whose hash differs is deleted and reported with an error
-// wrapping ErrChecksum. With sha256hex empty the cached copy is revalidated
-// with a conditional request (ETag / Last-Modified). The returned file
-// belongs to the cache: treat it as read-only.
-func (f *Fetcher) File(ctx context.Context, rawURL, sha256hex string) (string, error) {
+// File returns the path of a local, verified copy of rawURL. checksum pins
+// the file (see ParseChecksum: a sha256 hex, or "md5:<hex>" where upstream
+// publishes only that); a cached copy whose digest matches is returned
+// without any request, and a download whose digest differs is deleted and
+// reported with an error wrapping ErrChecksum. With checksum empty the
+// cached copy is revalidated with a conditional request (ETag /
+// Last-Modified). The returned file belongs to the cache: treat it as
+// read-only.
+func (f *Fetcher) File(ctx context.Context, rawURL, checksum string) (string, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return "", err
 	}
 	safe := Redact(rawURL)
-	want := strings.ToLower(strings.TrimSpace(sha256hex))
-	if want != "" && !isSHA256(want) {
-		return "", fmt.Errorf("download %s: invalid sha256 %q", safe, sha256hex)
+	want, err := ParseChecksum(checksum)
+	if err != nil {
+		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
 	if f.opt.CacheDir == "" {
 		return "", fmt.Errorf("download %s: no cache directory configured", safe)
 	}
-	dst := f.cachePath(u, rawURL, want)
+	dst := f.cachePath(u, rawURL, want.String())
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
-	if want != "" {
+	if !want.IsZero() {
 		ok, err := f.cachedMatches(dst, want)
 		if err != nil {
 			return "", fmt.Errorf("download %s: %w", safe, err)
@@ -183,16 +184,10 @@ func parseURL(rawURL string) (*url.URL, error) {
 	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", Redact(rawURL), u.Scheme)
 }
 
-func isSHA256(s string) bool {
-	if len(s) != sha256.Size*2 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
-
 // cachePath keys the cache by the full URL (credentials included, since two
-// credentials may see two different files) and the pinned checksum, and
+// credentials may see two different files) and the pinned checksum as
+// written (Checksum.String: a sha256 pin and an md5 pin never share a
+// file), and
 // keeps the URL's base name so the cache is readable by people.
 func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
 	sum := sha256.Sum256([]byte(rawURL + "\x00" + want))
@@ -206,15 +201,15 @@ func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
 // cachedMatches reports whether dst exists with the wanted hash. A cached file
 // with a wrong hash (corrupted disk, edited by hand) is removed so it is
 // fetched again.
-func (f *Fetcher) cachedMatches(dst, want string) (bool, error) {
-	got, err := HashFile(dst)
+func (f *Fetcher) cachedMatches(dst string, want Checksum) (bool, error) {
+	got, err := want.hashFile(dst)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if got == want {
+	if got == want.Hex {
 		return true, nil
 	}
 	f.log.WithField("file", dst).Warn("cached download has a wrong checksum; fetching it again")
@@ -223,14 +218,5 @@ func (f *Fetcher) cachedMatches(dst, want string) (bool, error) {
 
 // HashFile returns the lowercase hex sha256 of the file at path.
 func HashFile(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return Checksum{Algo: "sha256"}.hashFile(path)
 }

@@ -71,6 +71,8 @@ type PackOptions struct {
 
 // Stats summarize a pack.
 type Stats struct {
+	Flist                         string // the flist written
+	FlistBytes                    int64  // its size
 	Files, Dirs, Symlinks, Others int
 	Bytes                         uint64 // bytes in regular files
 	Blocks                        int    // block rows written
@@ -81,15 +83,22 @@ type Stats struct {
 	Duration                      time.Duration
 }
 
-// String is a one-line summary for a log.
-func (s Stats) String() string {
-	mbps := 0.0
-	if s.Duration > 0 {
-		mbps = float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+// MBps is the pack's throughput: bytes of regular files per second, in MB.
+func (s Stats) MBps() float64 {
+	if s.Duration <= 0 {
+		return 0
 	}
-	return fmt.Sprintf("packed %d files (%s, %d unchanged), %d dirs, %d symlinks, %d other in %s (%.1f MB/s): %d blocks, %d blobs uploaded (%s), %d already in store",
-		s.Files, humanize.Bytes(s.Bytes), s.Reused, s.Dirs, s.Symlinks, s.Others, s.Duration.Round(time.Millisecond), mbps,
-		s.Blocks, s.Uploaded, humanize.Bytes(uint64(s.UploadedBytes)), s.Skipped)
+	return float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+}
+
+// String is the one-line summary a pack ends with: the flist and its size,
+// the files and their bytes, the blobs uploaded and those the store
+// already had, and the throughput.
+func (s Stats) String() string {
+	return fmt.Sprintf("%s (%s): %d files (%s, %d unchanged), %d dirs, %d symlinks, %d other; "+
+		"%d blobs new (%s), %d already in the store; %.1f MB/s in %s",
+		s.Flist, humanize.Bytes(uint64(s.FlistBytes)), s.Files, humanize.Bytes(s.Bytes), s.Reused, s.Dirs, s.Symlinks, s.Others,
+		s.Uploaded, humanize.Bytes(uint64(s.UploadedBytes)), s.Skipped, s.MBps(), s.Duration.Round(time.Millisecond))
 }
 
 // UploadError names the files whose blobs could not be stored.
@@ -138,7 +147,12 @@ func Pack(ctx context.Context, srcDir, outFL string, opt PackOptions) (Stats, er
 		}
 		return p.snapshot(), fmt.Errorf("pack %s into %s: %w", srcDir, outFL, err)
 	}
-	return p.snapshot(), nil
+	stats := p.snapshot()
+	stats.Flist = outFL
+	if st, err := os.Stat(outFL); err == nil {
+		stats.FlistBytes = st.Size()
+	}
+	return stats, nil
 }
 
 type packer struct {
@@ -258,7 +272,7 @@ func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) 
 	if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
 		return tmp, err
 	}
-	return tmp, commitFile(tmp, outFL)
+	return tmp, commitFile(tmp, outFL, 0o644)
 }
 
 func (p *packer) writeRoutes(w *Writer) error {
@@ -283,8 +297,9 @@ func (p *packer) writeRoutes(w *Writer) error {
 	return nil
 }
 
-// commitFile syncs tmp and renames it to path, then syncs the directory.
-func commitFile(tmp, path string) error {
+// commitFile syncs tmp, gives it perm and renames it to path, then syncs
+// the directory.
+func commitFile(tmp, path string, perm os.FileMode) error {
 	f, err := os.Open(tmp)
 	if err != nil {
 		return err
@@ -293,7 +308,7 @@ func commitFile(tmp, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
+	if err := os.Chmod(tmp, perm); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {

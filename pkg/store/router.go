@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 )
 
 // Router spreads blobs over stores by the first byte of the blob id. Routes
@@ -138,17 +137,9 @@ func ParseSpec(spec string) (Route, error) {
 // Parse parses a comma-separated STORES list ("[xx-yy=]URL,...", ranges in
 // lowercase hex on id[0]; no range means 00-ff) and opens every store.
 func Parse(stores string) (*Router, error) {
-	var routes []Route
-	for i, spec := range strings.Split(stores, ",") {
-		spec = strings.TrimSpace(spec)
-		if spec == "" {
-			return nil, fmt.Errorf("stores list entry %d is empty: %w", i+1, ErrInvalidURL)
-		}
-		rt, err := ParseSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-		routes = append(routes, rt)
+	routes, err := ParseRoutes(stores, nil)
+	if err != nil {
+		return nil, err
 	}
 	return OpenRoutes(routes)
 }
