@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -493,9 +494,16 @@ func TestPackReuse(t *testing.T) {
 
 // TestPackReproducible: the same tree gives the same flist bytes however
 // the workers interleave; a changed mtime (the negative control) does not.
+// The tree has more rows than the Writer inserts at once.
 func TestPackReproducible(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src)
+	randomTree(t, src, "many/f", make([]int, 2*batchRows)...)
+	for i := range 2 * batchRows {
+		if err := os.WriteFile(filepath.Join(src, "many", fmt.Sprintf("g%03d", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st := store.NewDir(t.TempDir())
 	pack := func(name string) []byte {
 		fl := filepath.Join(t.TempDir(), name)

@@ -1,6 +1,7 @@
 package flist
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -25,15 +27,66 @@ var schema string
 // Writer writes an flist. All rows go into one transaction, committed by
 // Commit; an flist that was not committed is empty. Its methods are safe for
 // concurrent use.
+//
+// Inode, extra and block rows are inserted batchRows at a time, in the order
+// they were added (an error may therefore surface on a later call, or on
+// Commit); routes and tags at once.
 type Writer struct {
 	path string
 	db   *sql.DB
 	tx   *sql.Tx
 
 	mu                  sync.Mutex
-	inode, extra, block *sql.Stmt
+	inode, extra, block rowBatch
 	route, tag          *sql.Stmt
+	nextIno             int64
 	done                bool
+}
+
+// batchRows is how many rows one insert statement carries: with a
+// statement per row, the transpiled SQLite spent several times longer
+// setting up statements than inserting.
+const batchRows = 128
+
+// rowBatch buffers the rows of one table and inserts them batchRows at a
+// time with one statement.
+type rowBatch struct {
+	table string // and its columns: "block (ino, id, key)"
+	cols  int
+	full  *sql.Stmt // inserts batchRows rows
+	args  []any
+}
+
+func (b *rowBatch) query(rows int) string {
+	row := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
+	return "insert into " + b.table + " values " + row + strings.Repeat(", "+row, rows-1)
+}
+
+func (b *rowBatch) prepare(ctx context.Context, tx *sql.Tx, table string, cols int) (err error) {
+	b.table, b.cols = table, cols
+	b.full, err = tx.PrepareContext(ctx, b.query(batchRows))
+	return err
+}
+
+// add buffers one row and inserts the batch when it is full.
+func (b *rowBatch) add(row ...any) error {
+	b.args = append(b.args, row...)
+	if len(b.args) < b.cols*batchRows {
+		return nil
+	}
+	_, err := b.full.Exec(b.args...)
+	b.args = b.args[:0]
+	return err
+}
+
+// flush inserts the rows of a partial batch.
+func (b *rowBatch) flush(tx *sql.Tx) error {
+	if len(b.args) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(b.query(len(b.args)/b.cols), b.args...)
+	b.args = b.args[:0]
+	return err
 }
 
 // fileDSN is a SQLite URI for path with the given query, so that paths
@@ -83,13 +136,25 @@ func (w *Writer) init() error {
 		return err
 	}
 	w.tx = tx
+	w.nextIno = RootIno
+	for _, b := range []struct {
+		batch *rowBatch
+		table string
+		cols  int
+	}{
+		{&w.inode, "inode (ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime)", 10},
+		{&w.extra, "extra (ino, data)", 2},
+		{&w.block, "block (ino, id, key)", 3},
+	} {
+		if err := b.batch.prepare(ctx, tx, b.table, b.cols); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&w.inode, `insert into inode (parent, name, size, uid, gid, mode, rdev, ctime, mtime) values (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.extra, `insert into extra (ino, data) values (?, ?)`},
-		{&w.block, `insert into block (ino, id, key) values (?, ?, ?)`},
 		{&w.route, `insert into route (start, end, url) values (?, ?, ?)`},
 		{&w.tag, `insert or replace into tag (key, value) values (?, ?)`},
 	} {
@@ -101,30 +166,27 @@ func (w *Writer) init() error {
 	return nil
 }
 
-// AddInode inserts an inode (and its extra row when in.Data is not nil) and
-// returns its number. The first inode added is ino 1; it must be the root,
-// with Parent 0 and Name "/".
+// AddInode adds an inode (and its extra row when in.Data is not nil) and
+// returns its number: inodes are numbered from 1 in the order they are
+// added. The first inode added must be the root, with Parent 0 and Name "/".
 func (w *Writer) AddInode(in Inode) (int64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return 0, errWriterClosed
 	}
-	res, err := w.inode.Exec(in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
-		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime)
-	if err != nil {
-		return 0, fmt.Errorf("flist %s: add inode %q: %w", w.path, in.Name, err)
-	}
-	ino, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("flist %s: add inode %q: %w", w.path, in.Name, err)
+	ino := w.nextIno
+	if err := w.inode.add(ino, in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
+		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime); err != nil {
+		return 0, fmt.Errorf("flist %s: add inodes up to %q: %w", w.path, in.Name, err)
 	}
 	if in.Data != nil {
 		// A []byte binds as a BLOB, which is what rfs writes and reads.
-		if _, err := w.extra.Exec(ino, in.Data); err != nil {
-			return 0, fmt.Errorf("flist %s: add extra of %q: %w", w.path, in.Name, err)
+		if err := w.extra.add(ino, bytes.Clone(in.Data)); err != nil {
+			return 0, fmt.Errorf("flist %s: add extra rows up to %q: %w", w.path, in.Name, err)
 		}
 	}
+	w.nextIno++
 	return ino, nil
 }
 
@@ -136,8 +198,8 @@ func (w *Writer) AddBlocks(ino int64, blocks []Block) error {
 		return errWriterClosed
 	}
 	for _, b := range blocks {
-		if _, err := w.block.Exec(ino, b.ID[:], b.Key[:]); err != nil {
-			return fmt.Errorf("flist %s: add block of inode %d: %w", w.path, ino, err)
+		if err := w.block.add(ino, b.ID[:], b.Key[:]); err != nil {
+			return fmt.Errorf("flist %s: add blocks up to inode %d: %w", w.path, ino, err)
 		}
 	}
 	return nil
@@ -179,7 +241,17 @@ func (w *Writer) Commit() error {
 		return errWriterClosed
 	}
 	w.done = true
-	err := w.tx.Commit()
+	var err error
+	for _, b := range []*rowBatch{&w.inode, &w.extra, &w.block} {
+		if err = b.flush(w.tx); err != nil {
+			table, _, _ := strings.Cut(b.table, " ")
+			err = errors.Join(fmt.Errorf("add %s rows: %w", table, err), w.tx.Rollback())
+			break
+		}
+	}
+	if err == nil {
+		err = w.tx.Commit()
+	}
 	return w.closeDB(err)
 }
 
@@ -197,7 +269,7 @@ func (w *Writer) Close() error {
 }
 
 func (w *Writer) closeDB(err error) error {
-	for _, s := range []*sql.Stmt{w.inode, w.extra, w.block, w.route, w.tag} {
+	for _, s := range []*sql.Stmt{w.inode.full, w.extra.full, w.block.full, w.route, w.tag} {
 		err = errors.Join(err, s.Close())
 	}
 	err = errors.Join(err, w.db.Close())
