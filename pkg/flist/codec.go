@@ -45,8 +45,12 @@ const gcmTagSize = 16
 // key = BLAKE2b-256(plain), blob = AES-256-GCM(key, nonce key[:12],
 // snappy-raw(plain)) with the tag appended, id = BLAKE2b-256(blob).
 func (e *Encoder) Encode(plain []byte) (Block, []byte, error) {
-	var b Block
-	b.Key = blake2b.Sum256(plain)
+	return e.encodeKeyed(plain, blake2b.Sum256(plain))
+}
+
+// encodeKeyed is Encode with the key, BLAKE2b-256(plain), already known.
+func (e *Encoder) encodeKeyed(plain []byte, key [HashSize]byte) (Block, []byte, error) {
+	b := Block{Key: key}
 	if need := snappy.MaxEncodedLen(len(plain)) + gcmTagSize; cap(e.buf) < need {
 		// Sized for a whole block at once: a buffer of this size is
 		// page-aligned, which lets a dir store write it with O_DIRECT.

@@ -127,11 +127,13 @@ func (e *UploadError) Unwrap() []error { return []error{ErrUpload, e.Err} }
 // order (rfs uses directory order), so the same tree gives the same flist;
 // blocks of large files are encoded in parallel; blobs the store already has
 // are not uploaded again, and unchanged files are not even read again (see
-// PackOptions.NoReuse); store errors are retried; and the flist is written
-// under a temporary name and renamed when complete, so a failed pack leaves
-// no flist at outFL (a previous one there is removed, since it no longer
-// describes the tree). The finished flist's mtime is the time the walk
-// started, which is what lets the next pack trust it.
+// PackOptions.NoReuse); a chunk that repeats is encoded once; store errors
+// are retried; and the flist is written under a temporary name and renamed
+// when complete, after the store has made the blobs durable (store.Syncer),
+// so a failed pack leaves no flist at outFL (a previous one there is
+// removed, since it no longer describes the tree) and a committed flist
+// never names a blob a crash could lose. The finished flist's mtime is the
+// time the walk started, which is what lets the next pack trust it.
 func Pack(ctx context.Context, srcDir, outFL string, opt PackOptions) (Stats, error) {
 	if opt.Store == nil {
 		return Stats{}, errors.New("pack: no store given")
@@ -175,7 +177,8 @@ type packer struct {
 
 	blocks, uploaded, skipped, filesDone, reused atomic.Int64
 	uploadedBytes                                atomic.Int64
-	seen                                         sync.Map // [HashSize]byte -> struct{}: handled by this pack
+	seen                                         sync.Map // [HashSize]byte -> struct{}: blob ids handled by this pack
+	ids                                          sync.Map // [HashSize]byte key -> id of the chunks encoded by this pack
 
 	mu       sync.Mutex
 	failed   []string

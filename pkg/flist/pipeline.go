@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/blake2b"
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -312,17 +313,33 @@ func (p *packer) do(ctx context.Context, enc *Encoder, t task) {
 		p.chunks.put(t.buf)
 		return
 	}
-	b, blob, err := enc.Encode((*t.buf)[:t.n])
-	p.chunks.put(t.buf) // Encode is done with the plain chunk
-	if err == nil {
-		err = p.put(ctx, b.ID, blob)
-	}
+	b, err := p.encode(ctx, enc, t.buf, t.n)
 	if err != nil {
 		p.fail(ctx, t.f, err)
 		return
 	}
 	t.f.blocks[t.i] = b
 	p.bar.Add(int64(t.n))
+}
+
+// encode turns the first n bytes of a chunk buffer into a block, stores
+// its blob and gives the buffer back. A chunk whose content this pack has
+// encoded already is not encoded again: the blob is a function of the
+// content (convergent encryption), so its key, the content's hash, tells
+// its id, and the blob is in hand.
+func (p *packer) encode(ctx context.Context, enc *Encoder, buf *[]byte, n int) (Block, error) {
+	defer p.chunks.put(buf)
+	plain := (*buf)[:n]
+	key := blake2b.Sum256(plain)
+	if id, dup := p.ids.Load(key); dup {
+		return Block{ID: id.([HashSize]byte), Key: key}, nil
+	}
+	b, blob, err := enc.encodeKeyed(plain, key)
+	if err != nil {
+		return b, err
+	}
+	p.ids.Store(key, b.ID)
+	return b, p.put(ctx, b.ID, blob)
 }
 
 // release drops a reference to f; the last one completes it.
@@ -498,11 +515,7 @@ func (p *packer) checkReuse(ctx context.Context, enc *Encoder, f *fileState, blo
 func (p *packer) reencode(ctx context.Context, enc *Encoder, f *fileState) {
 	blocks := make([]Block, 0, blocksFor(f.job.in.Size))
 	err := p.eachChunk(f, func(_ int, buf *[]byte, n int) error {
-		b, blob, err := enc.Encode((*buf)[:n])
-		p.chunks.put(buf)
-		if err == nil {
-			err = p.put(ctx, b.ID, blob)
-		}
+		b, err := p.encode(ctx, enc, buf, n)
 		if err != nil {
 			return err
 		}

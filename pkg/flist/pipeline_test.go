@@ -1,6 +1,7 @@
 package flist
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -142,6 +143,50 @@ func TestPackOutputInsideTree(t *testing.T) {
 		}
 		if got["/out.fl"] || !got["/a/out.fl"] {
 			t.Errorf("walk: /out.fl %v (want false), /a/out.fl %v (want true)", got["/out.fl"], got["/a/out.fl"])
+		}
+	}
+}
+
+// TestPackDuplicateChunks: chunks that repeat, within a file or across
+// files, are encoded once and stored once, and every file reads back.
+func TestPackDuplicateChunks(t *testing.T) {
+	src := t.TempDir()
+	randomTree(t, src, "x", 3*BlockSize, BlockSize)
+	abc, err := os.ReadFile(filepath.Join(src, "x-000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.ReadFile(filepath.Join(src, "x-001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"copy":   abc,                                                // the same three blocks
+		"prefix": append(append([]byte{}, abc[:BlockSize]...), w...), // the first block, then another file's
+		"twice":  append(append([]byte{}, w...), w...),               // one block twice
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fl := filepath.Join(t.TempDir(), "d.fl")
+	stats, err := Pack(ctx, src, fl, PackOptions{Store: store.NewDir(t.TempDir()), Parallel: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Blocks != 11 || stats.Uploaded != 4 || distinctBlobs(t, fl) != 4 {
+		t.Errorf("%d blocks, %d blobs uploaded, %d distinct; want 11, 4, 4", stats.Blocks, stats.Uploaded, distinctBlobs(t, fl))
+	}
+	out := t.TempDir()
+	if err := Unpack(ctx, fl, out, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"x-000", "x-001", "copy", "prefix", "twice"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		got, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: read back %d bytes (%v), want %d", name, len(got), err, len(want))
 		}
 	}
 }
