@@ -235,7 +235,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	}
 
 	if !opt.SkipS3 {
-		srv, err := s3test.Start(ctx, s3test.Options{Bin: opt.VersitygwBin, Dir: filepath.Join(work, "s3")})
+		srv, err := s3test.Start(ctx, s3test.Options{Bin: opt.VersitygwBin, Dir: filepath.Join(work, "s3"), KeepAlive: true})
 		if err != nil {
 			return rep, err
 		}
