@@ -2,8 +2,10 @@ package flist
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -377,11 +379,12 @@ type prevFile struct {
 }
 
 // loadPrevious reads the flist at path, if there is one, as the record of
-// the last pack. Anything unreadable just means no reuse. It reads the
-// inodes with one query (Reader.Walk asks once per directory, which made
-// this the longest step of packing an unchanged tree) and rebuilds their
-// paths from the parent column; an inode whose parent does not come before
-// it, or whose name is unsafe, is not reused.
+// the last pack. Anything unreadable just means no reuse. It runs while the
+// walk does, and reads only what reuse needs, with one query for the inodes
+// and one for the blocks (Reader.Walk asks once per directory and decodes
+// every column: that made it the longest step of packing an unchanged tree);
+// the paths are rebuilt from the parent column, and an inode whose parent
+// does not come before it, or whose name is unsafe, is not reused.
 func (p *packer) loadPrevious(ctx context.Context, path string) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -393,22 +396,56 @@ func (p *packer) loadPrevious(ctx context.Context, path string) {
 		return
 	}
 	defer r.Close()
-	blocks := map[int64][]Block{}
-	err = r.EachBlock(ctx, func(ino int64, b Block) error {
-		blocks[ino] = append(blocks[ino], b)
-		return nil
-	})
-	var inodes []Inode
-	if err == nil {
-		inodes, err = r.inodes(ctx, selectInode+`order by inode.ino`)
-	}
+	prev, err := previousFiles(ctx, r)
 	if err != nil {
 		p.log.WithError(err).Debug("previous flist unreadable; packing every file")
 		return
 	}
+	p.prev, p.prevWalk = prev, fi.ModTime().Unix()
+}
+
+// previousFiles returns the regular files of an flist by path.
+func previousFiles(ctx context.Context, r *Reader) (map[string]prevFile, error) {
+	blocks := map[int64][]Block{}
+	rows, err := r.db.QueryContext(ctx, `select ino, id, key from block order by rowid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ino int64
+		var id, key sql.RawBytes
+		if err := rows.Scan(&ino, &id, &key); err != nil {
+			return nil, err
+		}
+		var b Block
+		if len(id) != HashSize || len(key) != HashSize {
+			return nil, fmt.Errorf("block of inode %d: id or key is not %d bytes: %w", ino, HashSize, ErrCorrupt)
+		}
+		copy(b.ID[:], id)
+		copy(b.Key[:], key)
+		blocks[ino] = append(blocks[ino], b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = r.db.QueryContext(ctx, `select ino, parent, name, size, mode, ctime, mtime from inode order by ino`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	dirs := map[int64]string{}
 	prev := map[string]prevFile{}
-	for _, in := range inodes {
+	for rows.Next() {
+		var in Inode
+		var size, mode int64
+		if err := rows.Scan(&in.Ino, &in.Parent, &in.Name, &size, &mode, &in.Ctime, &in.Mtime); err != nil {
+			return nil, err
+		}
+		in.Size, in.Mode = uint64(size), uint32(mode)
+		if size < 0 || mode < 0 || mode > math.MaxUint32 {
+			continue
+		}
 		if in.Ino == RootIno {
 			if in.Type() == TypeDir {
 				dirs[in.Ino] = "/"
@@ -426,7 +463,7 @@ func (p *packer) loadPrevious(ctx context.Context, path string) {
 			prev[fpath] = prevFile{in: in, blocks: blocks[in.Ino]}
 		}
 	}
-	p.prev, p.prevWalk = prev, fi.ModTime().Unix()
+	return prev, rows.Err()
 }
 
 // reusable returns the previous blocks of a file that has not changed: same

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
@@ -28,9 +29,10 @@ var schema string
 // Commit; an flist that was not committed is empty. Its methods are safe for
 // concurrent use.
 //
-// Inode, extra and block rows are inserted batchRows at a time, in the order
-// they were added (an error may therefore surface on a later call, or on
-// Commit); routes and tags at once.
+// The rows are inserted by one goroutine of the Writer, in the order they
+// were added (which fixes the file's bytes), while the caller carries on;
+// inode, extra and block rows batchRows at a time. An insert's error
+// therefore surfaces on a later call, or on Commit.
 type Writer struct {
 	path string
 	db   *sql.DB
@@ -41,6 +43,10 @@ type Writer struct {
 	route, tag          *sql.Stmt
 	nextIno             int64
 	done                bool
+
+	inserts chan func() error // run in order by the inserter
+	stopped chan struct{}     // closed when the inserter has run them all
+	failed  atomic.Pointer[error]
 }
 
 // batchRows is how many rows one insert statement carries: with a
@@ -48,8 +54,8 @@ type Writer struct {
 // setting up statements than inserting.
 const batchRows = 128
 
-// rowBatch buffers the rows of one table and inserts them batchRows at a
-// time with one statement.
+// rowBatch buffers the rows of one table for a statement that inserts
+// batchRows of them.
 type rowBatch struct {
 	table string // and its columns: "block (ino, id, key)"
 	cols  int
@@ -68,25 +74,63 @@ func (b *rowBatch) prepare(ctx context.Context, tx *sql.Tx, table string, cols i
 	return err
 }
 
-// add buffers one row and inserts the batch when it is full.
-func (b *rowBatch) add(row ...any) error {
+// add buffers one row and returns the insert of the batch once it is full.
+func (b *rowBatch) add(row ...any) func() error {
 	b.args = append(b.args, row...)
 	if len(b.args) < b.cols*batchRows {
 		return nil
 	}
-	_, err := b.full.Exec(b.args...)
-	b.args = b.args[:0]
-	return err
+	args := b.args
+	b.args = make([]any, 0, len(args))
+	return func() error {
+		_, err := b.full.Exec(args...)
+		return err
+	}
 }
 
-// flush inserts the rows of a partial batch.
-func (b *rowBatch) flush(tx *sql.Tx) error {
+// rest returns the insert of a partial batch, or nil.
+func (b *rowBatch) rest(tx *sql.Tx) func() error {
 	if len(b.args) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(b.query(len(b.args)/b.cols), b.args...)
-	b.args = b.args[:0]
-	return err
+	args := b.args
+	b.args = nil
+	return func() error {
+		_, err := tx.Exec(b.query(len(args)/b.cols), args...)
+		return err
+	}
+}
+
+// insert queues an insert (nil: none) for the inserter; what names the
+// rows in an error, formatted only then. It fails with the error of an
+// earlier insert, if one failed. The caller holds w.mu.
+func (w *Writer) insert(do func() error, what string, args ...any) error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	if do == nil {
+		return nil
+	}
+	w.inserts <- func() error {
+		if err := do(); err != nil {
+			return fmt.Errorf("flist %s: %s: %w", w.path, fmt.Sprintf(what, args...), err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// inserter runs the queued inserts until the queue is closed; after the
+// first failure it only drains it.
+func (w *Writer) inserter() {
+	defer close(w.stopped)
+	for do := range w.inserts {
+		if w.failed.Load() == nil {
+			if err := do(); err != nil {
+				w.failed.Store(&err)
+			}
+		}
+	}
 }
 
 // fileDSN is a SQLite URI for path with the given query, so that paths
@@ -123,6 +167,7 @@ func Create(path string) (*Writer, error) {
 		db.Close()
 		return nil, fmt.Errorf("create flist %s: %w", path, err)
 	}
+	go w.inserter()
 	return w, nil
 }
 
@@ -137,6 +182,7 @@ func (w *Writer) init() error {
 	}
 	w.tx = tx
 	w.nextIno = RootIno
+	w.inserts, w.stopped = make(chan func() error, 4), make(chan struct{})
 	for _, b := range []struct {
 		batch *rowBatch
 		table string
@@ -176,15 +222,14 @@ func (w *Writer) AddInode(in Inode) (int64, error) {
 		return 0, errWriterClosed
 	}
 	ino := w.nextIno
-	if err := w.inode.add(ino, in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
-		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime); err != nil {
-		return 0, fmt.Errorf("flist %s: add inodes up to %q: %w", w.path, in.Name, err)
-	}
-	if in.Data != nil {
+	err := w.insert(w.inode.add(ino, in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
+		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime), "add inodes up to %q", in.Name)
+	if err == nil && in.Data != nil {
 		// A []byte binds as a BLOB, which is what rfs writes and reads.
-		if err := w.extra.add(ino, bytes.Clone(in.Data)); err != nil {
-			return 0, fmt.Errorf("flist %s: add extra rows up to %q: %w", w.path, in.Name, err)
-		}
+		err = w.insert(w.extra.add(ino, bytes.Clone(in.Data)), "add extra rows up to %q", in.Name)
+	}
+	if err != nil {
+		return 0, err
 	}
 	w.nextIno++
 	return ino, nil
@@ -198,8 +243,9 @@ func (w *Writer) AddBlocks(ino int64, blocks []Block) error {
 		return errWriterClosed
 	}
 	for _, b := range blocks {
-		if err := w.block.add(ino, b.ID[:], b.Key[:]); err != nil {
-			return fmt.Errorf("flist %s: add blocks up to inode %d: %w", w.path, ino, err)
+		id, key := b.ID, b.Key
+		if err := w.insert(w.block.add(ino, id[:], key[:]), "add blocks up to inode %d", ino); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -212,10 +258,10 @@ func (w *Writer) AddRoute(r store.Route) error {
 	if w.done {
 		return errWriterClosed
 	}
-	if _, err := w.route.Exec(int64(r.Start), int64(r.End), r.URL); err != nil {
-		return fmt.Errorf("flist %s: add route: %w", w.path, err)
-	}
-	return nil
+	return w.insert(func() error {
+		_, err := w.route.Exec(int64(r.Start), int64(r.End), r.URL)
+		return err
+	}, "add route")
 }
 
 // SetTag sets a tag (rfs's pack writes none; `rfs config tag add` does).
@@ -225,10 +271,10 @@ func (w *Writer) SetTag(key, value string) error {
 	if w.done {
 		return errWriterClosed
 	}
-	if _, err := w.tag.Exec(key, value); err != nil {
-		return fmt.Errorf("flist %s: set tag %q: %w", w.path, key, err)
-	}
-	return nil
+	return w.insert(func() error {
+		_, err := w.tag.Exec(key, value)
+		return err
+	}, "set tag %q", key)
 }
 
 var errWriterClosed = errors.New("flist writer already closed")
@@ -243,14 +289,18 @@ func (w *Writer) Commit() error {
 	w.done = true
 	var err error
 	for _, b := range []*rowBatch{&w.inode, &w.extra, &w.block} {
-		if err = b.flush(w.tx); err != nil {
-			table, _, _ := strings.Cut(b.table, " ")
-			err = errors.Join(fmt.Errorf("add %s rows: %w", table, err), w.tx.Rollback())
+		table, _, _ := strings.Cut(b.table, " ")
+		if err = w.insert(b.rest(w.tx), "add %s rows", table); err != nil {
 			break
 		}
 	}
+	if stopErr := w.stop(); err == nil {
+		err = stopErr // the first failed insert, if any
+	}
 	if err == nil {
 		err = w.tx.Commit()
+	} else {
+		err = errors.Join(err, w.tx.Rollback())
 	}
 	return w.closeDB(err)
 }
@@ -264,8 +314,18 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.done = true
-	err := w.tx.Rollback()
-	return w.closeDB(err)
+	_ = w.stop() // the rows are discarded anyway
+	return w.closeDB(w.tx.Rollback())
+}
+
+// stop waits for the queued inserts and returns the first one's error.
+func (w *Writer) stop() error {
+	close(w.inserts)
+	<-w.stopped
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (w *Writer) closeDB(err error) error {
