@@ -127,10 +127,11 @@ func (r Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		p("- %s: first pack >= %.0f%% of the ceiling: %s (%.0f%% by wall clock, %.0f%% by CPU); "+
-			"second pack <= %.0f%% of the first, uploading nothing: %s (%.1f%%, %d blobs); "+
+			"second pack <= %.0f%% of the first, uploading nothing: %s (%.1f%%, %d blobs, %d of %d files unchanged); "+
 			"peak RSS <= %s: %s (%s).\n",
 			run.Store, run.Goal, goalStatus(run.CeilingPercent >= run.Goal, run.CodecShare >= run.Goal), run.CeilingPercent, run.CodecShare,
 			goalSecond, met(run.Second.Uploaded == 0 && run.SecondPercent <= goalSecond), run.SecondPercent, run.Second.Uploaded,
+			run.Second.Reused, run.Second.Files,
 			mb(goalPeakRSS), met(run.PeakRSS > 0 && run.PeakRSS <= goalPeakRSS), mb(run.PeakRSS))
 	}
 	return err
@@ -190,6 +191,10 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 		}
 		log.Infof("building a %.0f MB tree in %s from %s and random data", float64(opt.TreeBytes)/1e6, tree, opt.ModulesDir)
 		if _, _, err := buildTree(opt.ModulesDir, tree, opt.TreeBytes); err != nil {
+			return rep, err
+		}
+		// Written back now, not by the kernel during the packs.
+		if err := syncFS(tree); err != nil {
 			return rep, err
 		}
 		rep.Tree = fmt.Sprintf("%s plus random data", opt.ModulesDir)
@@ -382,7 +387,7 @@ func treeSize(tree string) (files int, size int64, err error) {
 	return files, size, nil
 }
 
-// buildTree links (or copies) the module tree into dst/modules and fills
+// buildTree copies the module tree into dst/modules and fills
 // dst/random with seeded random files up to total bytes.
 func buildTree(modules, dst string, total int64) (files int, size int64, err error) {
 	err = filepath.WalkDir(modules, func(p string, d fs.DirEntry, err error) error {
@@ -401,7 +406,7 @@ func buildTree(modules, dst string, total int64) (files int, size int64, err err
 			}
 			return os.Symlink(link, target)
 		case d.Type().IsRegular():
-			n, err := linkOrCopy(p, target)
+			n, err := copyFile(p, target)
 			files++
 			size += n
 			return err
@@ -425,14 +430,24 @@ func buildTree(modules, dst string, total int64) (files int, size int64, err err
 	return files, size, nil
 }
 
-func linkOrCopy(src, dst string) (int64, error) {
-	fi, err := os.Stat(src)
+// syncFS syncs the filesystem holding dir.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("flistbench: %w", &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	if os.Link(src, dst) == nil {
-		return fi.Size(), nil
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("flistbench: sync %s: %w", dir, err)
 	}
+	return nil
+}
+
+// copyFile copies src to dst. The module tree is copied, not hard-linked:
+// a link to /lib/modules shares its inodes, whose ctime changes whenever
+// anything else links or unlinks them, and the second pack would rightly
+// read such files again.
+func copyFile(src, dst string) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return 0, err
