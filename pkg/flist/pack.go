@@ -270,11 +270,22 @@ func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) 
 	if err := w.Commit(); err != nil {
 		return tmp, err
 	}
-	if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
-		return tmp, err
-	}
-	if err := commitFile(tmp, outFL, 0o644); err != nil {
-		return tmp, err
+	if p.prev != nil && sameFlist(tmp, outFL) {
+		// An unchanged tree: the flist there, durable already, has these
+		// very bytes. Only its mtime moves, to this walk.
+		if err := os.Remove(tmp); err != nil {
+			return tmp, err
+		}
+		if err := os.Chtimes(outFL, walkStart, walkStart); err != nil {
+			return "", err
+		}
+	} else {
+		if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
+			return tmp, err
+		}
+		if err := commitFile(tmp, outFL, 0o644); err != nil {
+			return tmp, err
+		}
 	}
 	p.log.Debugf("pack phases: walk %s (in parallel with the blocks), blocks %s, store sync %s, flist commit %s",
 		p.walkTime, packed.Sub(walkStart), synced.Sub(packed), time.Since(synced))
@@ -301,6 +312,38 @@ func (p *packer) writeRoutes(w *Writer) error {
 		}
 	}
 	return nil
+}
+
+// sameFlist reports whether the regular file at old has mode 0644 and the
+// bytes of the new flist at tmp.
+func sameFlist(tmp, old string) bool {
+	a, err := os.Open(tmp)
+	if err != nil {
+		return false
+	}
+	defer a.Close()
+	b, err := os.OpenFile(old, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer b.Close()
+	as, aerr := a.Stat()
+	bs, berr := b.Stat()
+	if aerr != nil || berr != nil || !bs.Mode().IsRegular() || bs.Mode().Perm() != 0o644 || as.Size() != bs.Size() {
+		return false
+	}
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		n, errA := io.ReadFull(a, bufA)
+		m, errB := io.ReadFull(b, bufB)
+		if n != m || !bytes.Equal(bufA[:n], bufB[:m]) {
+			return false
+		}
+		if errA != nil || errB != nil {
+			end := func(err error) bool { return err == io.EOF || err == io.ErrUnexpectedEOF }
+			return end(errA) && end(errB)
+		}
+	}
 }
 
 // commitFile syncs tmp, gives it perm and renames it to path, then syncs

@@ -432,9 +432,21 @@ func TestPackReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var firstFile, secondFile, thirdFile unix.Stat_t
+	if err := unix.Stat(fl, &firstFile); err != nil {
+		t.Fatal(err)
+	}
 	second, err := Pack(ctx, src, fl, PackOptions{Store: st})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The same bytes: the flist is kept, with the new walk's time.
+	if err := unix.Stat(fl, &secondFile); err != nil {
+		t.Fatal(err)
+	}
+	if secondFile.Ino != firstFile.Ino || secondFile.Mtim.Nano() <= firstFile.Mtim.Nano() {
+		t.Errorf("unchanged repack: inode %d -> %d, mtime %d -> %d; want the same file, a later mtime",
+			firstFile.Ino, secondFile.Ino, firstFile.Mtim.Nano(), secondFile.Mtim.Nano())
 	}
 	if second.Reused != first.Files || second.Uploaded != 0 || second.Skipped != distinct || second.Blocks != first.Blocks {
 		t.Errorf("unchanged repack: %s; want all %d files reused, %d blobs skipped", second, first.Files, distinct)
@@ -468,6 +480,9 @@ func TestPackReuse(t *testing.T) {
 	third, err := Pack(ctx, src, fl, PackOptions{Store: st})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := unix.Stat(fl, &thirdFile); err != nil || thirdFile.Ino == secondFile.Ino {
+		t.Errorf("the changed tree's flist did not replace the old one (%v)", err)
 	}
 	// hello.txt is also dup/hardlink.txt: two files re-read, one new blob;
 	// compressible.txt re-encoded, its blob uploaded again.
