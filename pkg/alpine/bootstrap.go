@@ -57,7 +57,7 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %w", err)
 	}
-	repo := opt.RepositoryURL("main") + "/" + opt.arch()
+	repo := opt.RepositoryArchURL("main")
 	entries, err := FetchIndex(ctx, opt.Fetcher, repo, keys)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %w", err)

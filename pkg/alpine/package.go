@@ -21,6 +21,16 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
+// Architecture is the source's architecture: Arch, x86_64 when empty.
+func (s Source) Architecture() string { return s.arch() }
+
+// RepositoryArchURL is the directory of one repository for the source's
+// architecture, holding APKINDEX.tar.gz and the packages
+// (<mirror>/v3.22/main/x86_64).
+func (s Source) RepositoryArchURL(repo string) string {
+	return s.RepositoryURL(repo) + "/" + s.arch()
+}
+
 // FetchIndex downloads the APKINDEX.tar.gz of the repository at repoURL
 // (e.g. <mirror>/v3.22/main/x86_64), verifies its signature against keys
 // and returns its entries, each with Repository set to repoURL.
