@@ -3,9 +3,12 @@ package firmware
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 )
@@ -110,4 +113,24 @@ func (t *flistTree) regular(p string) bool {
 	}
 	n, ok := t.nodes[cur]
 	return ok && n.typ == flist.TypeRegular
+}
+
+// PackedFlist returns the firmware flist of dir to report against: dir/name
+// when it exists, else the most recently packed firmware-*.fl there (a
+// date-tagged flist of an earlier day); "" when there is none.
+func PackedFlist(dir, name string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		return filepath.Join(dir, name), nil
+	}
+	ms, err := filepath.Glob(filepath.Join(dir, "firmware-*.fl"))
+	if err != nil {
+		return "", err
+	}
+	newest, when := "", time.Time{}
+	for _, m := range ms {
+		if st, err := os.Stat(m); err == nil && st.ModTime().After(when) {
+			newest, when = m, st.ModTime()
+		}
+	}
+	return newest, nil
 }

@@ -162,13 +162,25 @@ func FullSet(ctx context.Context, opt FullOptions) (Full, error) {
 	if err != nil {
 		return Full{}, fmt.Errorf("full firmware set: %w", err)
 	}
-	if err := syncTree(full.Tree, want); err != nil {
+	changed, err := syncTree(full.Tree, want)
+	if err != nil {
 		return Full{}, fmt.Errorf("full firmware set: assemble %s: %w", full.Tree, err)
 	}
 	if err := prune(filepath.Join(base, "packages"), dirs); err != nil {
 		return Full{}, fmt.Errorf("full firmware set: %w", err)
 	}
 	full.Assemble = time.Since(t0)
+	if changed {
+		// flist.Pack trusts a file's times only when they are older than
+		// the second its previous walk started: a pack starting in the
+		// second the tree changed would make the next pack read every file
+		// again.
+		select {
+		case <-time.After(time.Until(time.Now().Truncate(time.Second).Add(time.Second))):
+		case <-ctx.Done():
+			return Full{}, ctx.Err()
+		}
+	}
 	full.Duration = time.Since(start)
 	return full, nil
 }
@@ -430,13 +442,13 @@ func walkTree(root string, fn func(rel string, e entry) error) error {
 // package file already linked there, an overlay copy with the same size and
 // mtime, a symlink with the same target are left alone, so an unchanged
 // set keeps every inode (and its ctime) as it was.
-func syncTree(dir string, want map[string]entry) error {
+func syncTree(dir string, want map[string]entry) (changed bool, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
 	// Remove what is not wanted, or not as wanted, deepest first.
 	var stale []string
-	err := walkTree(dir, func(rel string, have entry) error {
+	err = walkTree(dir, func(rel string, have entry) error {
 		w, ok := want[rel]
 		if !ok || w.kind != have.kind || !same(filepath.Join(dir, rel), have, w) {
 			stale = append(stale, rel)
@@ -444,14 +456,15 @@ func syncTree(dir string, want map[string]entry) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(stale)))
 	for _, rel := range stale {
 		if err := os.RemoveAll(filepath.Join(dir, rel)); err != nil {
-			return err
+			return false, err
 		}
 	}
+	changed = len(stale) > 0
 	rels := make([]string, 0, len(want))
 	for rel := range want {
 		rels = append(rels, rel)
@@ -462,6 +475,7 @@ func syncTree(dir string, want map[string]entry) error {
 		if _, err := os.Lstat(dst); err == nil {
 			continue // kept above: already as wanted
 		}
+		changed = true
 		switch {
 		case w.kind == fs.ModeDir:
 			err = os.Mkdir(dst, 0o755)
@@ -476,10 +490,10 @@ func syncTree(dir string, want map[string]entry) error {
 			}
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // same reports whether the existing path p (of kind have) is what w wants.
