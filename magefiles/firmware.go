@@ -51,7 +51,10 @@ func (Firmware) Report(ctx context.Context) error {
 // folder it is packed from.
 func (e *env) firmwareReportTree(ctx context.Context) (firmware.Tree, string, error) {
 	fl, err := firmware.PackedFlist(e.flistDir(), "firmware-"+e.firmwareTag()+".fl")
-	if err != nil || fl != "" {
+	if err != nil {
+		return nil, "", err
+	}
+	if fl != "" {
 		tree, err := firmware.FlistTree(ctx, fl)
 		return tree, fl, err
 	}
