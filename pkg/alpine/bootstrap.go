@@ -82,7 +82,7 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	}
 	if err := UnpackPackage(ctx, pkgFile, entry, keys, dest, PackageExtractOptions{Log: opt.Log}); err != nil {
 		// The cached file may be bad; drop it so the next run fetches again.
-		_ = os.Remove(pkgFile)
+		_ = opt.Fetcher.Discard(pkgFile)
 		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(pkgURL), err)
 	}
 	if _, err := os.Stat(bin); err != nil {
