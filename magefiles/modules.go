@@ -98,7 +98,15 @@ func modulesCopy(e *env) stage.Stage {
 			if err := modules.Copy(ctx, plan, modules.CopyOptions{SrcRoot: root, DstRoot: e.cfg.InstallDir, Log: e.log}); err != nil {
 				return err
 			}
-			return e.reportFirmware(plan.Version)
+			// With the full firmware set, rfs_flists reports once it is packed.
+			if e.cfg.FirmwareFlistSource == "alpine" && e.cfg.EnableRFS {
+				return nil
+			}
+			src, err := e.firmwareFlistSource()
+			if err != nil {
+				return err
+			}
+			return e.reportFirmware(ctx, firmware.DirTree(src))
 		},
 	}
 }
@@ -106,12 +114,12 @@ func modulesCopy(e *env) stage.Stage {
 // reportFirmware warns once about firmware files the image's modules ask
 // for that neither the image nor the firmware flist has. Missing firmware
 // only matters on hardware a node may not have, so it never fails the build.
-func (e *env) reportFirmware(full string) error {
-	src, err := e.firmwareFlistSource()
+func (e *env) reportFirmware(ctx context.Context, flist firmware.Tree) error {
+	full, err := e.fullVersion(ctx)
 	if err != nil {
 		return err
 	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
+	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, flist)
 	if err != nil {
 		return err
 	}

@@ -39,16 +39,17 @@ func (Rfs) PackModules(ctx context.Context) error {
 	return redact(err)
 }
 
-// PackFirmware packs firmware/ (or INSTALL_DIR/lib/firmware when firmware/ is empty) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
+// PackFirmware packs every linux-firmware* package of the mirror with firmware/ on top (FIRMWARE_FLIST_SOURCE) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
 func (Rfs) PackFirmware(ctx context.Context) error {
 	e, err := load()
 	if err != nil {
 		return err
 	}
-	// Without firmware of its own, the image's /lib/firmware is packed.
+	// FIRMWARE_FLIST_SOURCE=local without firmware of its own packs the
+	// image's /lib/firmware.
 	if has, err := firmware.HasFiles(e.cfg.FirmwareDir); err != nil {
 		return err
-	} else if !has {
+	} else if !has && e.cfg.FirmwareFlistSource == "local" {
 		mg.CtxDeps(ctx, Alpine.Firmware)
 	}
 	_, err = e.packFirmware(ctx)
@@ -279,7 +280,7 @@ func (e *env) firmwareTag() string {
 }
 
 func (e *env) packFirmware(ctx context.Context) (string, error) {
-	src, err := e.firmwareFlistSource()
+	src, err := e.firmwareTree(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -309,8 +310,12 @@ func rfsFlists(e *env) stage.Stage {
 	if e.cfg.RFS != nil {
 		inputs = append(inputs, e.configFile(config.RFSConfFile))
 	}
+	if e.cfg.AlpineExtraKeys != "" {
+		inputs = append(inputs, e.cfg.AlpineExtraKeys)
+	}
 	return stage.Stage{
-		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
+		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH", "FIRMWARE_FLIST_SOURCE",
+			"ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
 		Inputs: inputs,
 		Run: func(ctx context.Context) error {
 			embedded := filepath.Join(e.cfg.InstallDir, "etc", "rfs")
@@ -330,6 +335,16 @@ func rfsFlists(e *env) stage.Stage {
 			fwFL, err := e.packFirmware(ctx)
 			if err != nil {
 				return err
+			}
+			// The full set is known only now: report against it.
+			if e.cfg.FirmwareFlistSource == "alpine" {
+				tree, err := firmware.FlistTree(ctx, fwFL)
+				if err != nil {
+					return err
+				}
+				if err := e.reportFirmware(ctx, tree); err != nil {
+					return err
+				}
 			}
 			fwName := "firmware-latest.fl"
 			if e.cfg.FirmwareTag != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 )
 
 // repoRoot is the repository under test.
@@ -205,6 +206,29 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 		if !strings.Contains(out, stage+": done in") {
 			t.Errorf("stage %s did not run:\n%s", stage, out)
 		}
+	}
+
+	// The firmware flist is the fixture mirror's full linux-firmware set
+	// (Debian's firmware, verified with the fixture key), FIRMWARE_DIR on top.
+	if !strings.Contains(out, "firmware flist: 49 linux-firmware packages (49 fetched") {
+		t.Errorf("rfs_flists did not assemble the full firmware set:\n%s", out)
+	}
+	fls, _ := filepath.Glob(filepath.Join(dir, "work/offline/dist/flists/firmware-*.fl"))
+	if len(fls) != 1 {
+		t.Fatalf("firmware flists: %v", fls)
+	}
+	tree, err := firmware.FlistTree(t.Context(), fls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fw := range []string{"rtl_nic/rtl8168h-2.fw", "i915/kbl_dmc_ver1_04.bin", "fixture/fixture-nic.bin"} {
+		if _, ok := tree.Find(fw); !ok {
+			t.Errorf("the firmware flist has no %s", fw)
+		}
+	}
+	report, err := mage(t, dir, env, "firmware:report")
+	if err != nil || !strings.Contains(report, "in the firmware flist ("+fls[0]+")") {
+		t.Errorf("firmware:report: %v\n%s", err, report)
 	}
 
 	kernel := filepath.Join(dir, "work/offline/dist/vmlinuz.efi")
