@@ -19,10 +19,10 @@ func (Fixtures) Offline() error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(e.root, "work", "offline")
+	dir := filepath.Join(e.Root(), "work", "offline")
 	if err := fixtures.Offline(fixtures.OfflineOptions{Dir: dir, Busybox: "/bin/busybox"}); err != nil {
 		return err
 	}
-	e.log.Infof("offline fixtures ready in %s; now run: PROFILE=offline mage build", dir)
+	e.Log().Infof("offline fixtures ready in %s; now run: PROFILE=offline mage build", dir)
 	return nil
 }

@@ -1,0 +1,98 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/stage"
+)
+
+// stageDef ties an original build.sh stage to its mage target, the stages
+// it needs first, and what it reads and does (spec). The table in pipeline()
+// is the one description of the build's order: the mage targets follow it,
+// the stage engine fingerprints along it, and `mage graph` draws it.
+type stageDef struct {
+	name   string
+	target string // the mage target that runs the stage, as mage -l names it
+	deps   []string
+	spec   func(e *Env) stage.Stage
+}
+
+// pipeline lists the stages in the original order. Stages whose deps do not
+// overlap run in parallel: the Alpine chain, the component builds and the
+// kernel modules build.
+func pipeline() []stageDef {
+	return []stageDef{
+		{"alpine_extract", "alpine:extract", nil, alpineExtract},
+		{"alpine_configure", "alpine:configure", []string{"alpine_extract"}, alpineConfigure},
+		{"alpine_packages", "alpine:packages", []string{"alpine_configure"}, alpinePackages},
+		{"alpine_firmware", "alpine:firmware", []string{"alpine_packages"}, alpineFirmware},
+		{"components_build", "components:build", nil, componentsBuild},
+		{"components_verify", "components:verify", []string{"components_build"}, componentsVerify},
+		{"kernel_modules", "kernel:modules", nil, kernelModules},
+		{"init_script", "initramfs:init", []string{"alpine_firmware"}, initScript},
+		{"components_copy", "components:copy", []string{"init_script", "components_verify"}, componentsCopy},
+		{"zinit_setup", "zinit:setup", []string{"components_copy"}, zinitSetup},
+		{"modules_setup", "modules:setup", []string{"zinit_setup", "kernel_modules"}, modulesSetup},
+		{"modules_copy", "modules:copy", []string{"modules_setup"}, modulesCopy},
+		{"cleanup", "initramfs:cleanup", []string{"modules_copy"}, cleanup},
+		{"validation", "initramfs:validate", []string{"cleanup"}, validation},
+		{"rfs_flists", "rfs:flists", []string{"validation"}, rfsFlists},
+		{"initramfs_create", "initramfs:create", []string{"rfs_flists"}, initramfsCreate},
+		{"initramfs_test", "initramfs:test", []string{"initramfs_create"}, initramfsTest},
+		{"kernel_build", "kernel:build", []string{"initramfs_test"}, kernelBuild},
+	}
+}
+
+func findStage(name string) (stageDef, error) {
+	want := normalizeStageName(name)
+	var names []string
+	for _, d := range pipeline() {
+		if d.name == want || strings.ToLower(d.target) == strings.ToLower(name) {
+			return d, nil
+		}
+		names = append(names, d.name)
+	}
+	return stageDef{}, fmt.Errorf("unknown stage %q; stages are: %s", name, strings.Join(names, ", "))
+}
+
+// normalizeStageName accepts the original names with '-' too.
+func normalizeStageName(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "-", "_")
+}
+
+// Deps returns the stages the named stage needs first (for the mage
+// targets' mg.CtxDeps wiring).
+func Deps(name string) ([]string, error) {
+	def, err := findStage(name)
+	if err != nil {
+		return nil, err
+	}
+	return def.deps, nil
+}
+
+// RunStage runs one stage through the stage engine (its dependencies must
+// have run first).
+func (e *Env) RunStage(ctx context.Context, name string) error {
+	def, err := findStage(name)
+	if err != nil {
+		return err
+	}
+	return e.redact(e.engine.Run(ctx, def.stage(e)))
+}
+
+func (d stageDef) stage(e *Env) stage.Stage {
+	s := d.spec(e)
+	s.Name, s.Deps = d.name, d.deps
+	return s
+}
+
+// stages returns every stage's spec, in order, for status and reset.
+func (e *Env) stages() []stage.Stage {
+	var out []stage.Stage
+	for _, d := range pipeline() {
+		out = append(out, d.stage(e))
+	}
+	return out
+}

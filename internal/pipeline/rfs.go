@@ -1,0 +1,228 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/flist"
+	"github.com/threefoldtech/zosbuilder/pkg/progress"
+	"github.com/threefoldtech/zosbuilder/pkg/stage"
+	"github.com/threefoldtech/zosbuilder/pkg/store"
+)
+
+// PackModules packs lib/modules/<FULL_VERSION> of the kernel_modules tree into dist/flists/modules-<FULL_VERSION>.fl.
+func (e *Env) PackModules(ctx context.Context) error {
+	_, err := e.packModules(ctx)
+	return e.redact(err)
+}
+
+// PackFirmware packs firmware/ (or INSTALL_DIR/lib/firmware when firmware/ is empty) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
+func (e *Env) PackFirmware(ctx context.Context) error {
+	_, err := e.packFirmware(ctx)
+	return e.redact(err)
+}
+
+// UploadManifests uploads the .fl manifests in dist/flists to S3_BUCKET/MANIFESTS_SUBPATH (config/rfs.conf).
+func (e *Env) UploadManifests(ctx context.Context) error {
+	fls, _ := filepath.Glob(filepath.Join(e.flistDir(), "*.fl"))
+	if len(fls) == 0 {
+		return fmt.Errorf("no .fl manifests in %s: run mage rfs:packModules or rfs:packFirmware first", e.flistDir())
+	}
+	return e.redact(e.uploadManifests(ctx, fls))
+}
+
+// PackFlist packs src into the flist fl, uploading blobs to stores ("[xx-yy=]URL,...": dir://, s3://, s3s://).
+func (e *Env) PackFlist(ctx context.Context, src, fl, stores string) error {
+	st, err := store.Parse(stores)
+	if err != nil {
+		return err
+	}
+	stats, err := flist.Pack(ctx, src, fl, flist.PackOptions{Store: st, Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log})
+	if err != nil {
+		return err
+	}
+	e.log.Infof("%s: %s", fl, stats)
+	return nil
+}
+
+// UnpackFlist extracts the flist fl into dir, fetching blobs from the stores it routes to.
+func (e *Env) UnpackFlist(ctx context.Context, fl, dir string) error {
+	return flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log})
+}
+
+// VerifyFlist checks that every block of the flist fl is in its routed store (DEEP=1 also decrypts and checks each) and prints the report.
+func VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
+	deep := truthy(os.Getenv("DEEP"))
+	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Progress: &progress.Options{}})
+	fmt.Fprintln(w, rep)
+	return err
+}
+
+// MountFlist mounts the flist fl read-only at dir with FUSE until ctx ends or it is unmounted.
+func (e *Env) MountFlist(ctx context.Context, fl, dir string) error {
+	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Log: e.log})
+	if err != nil {
+		return err
+	}
+	e.log.Infof("%s mounted on %s; Ctrl-C unmounts", fl, dir)
+	m.Wait()
+	return nil
+}
+
+func (e *Env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
+
+// s3Config maps config/rfs.conf onto the store's settings.
+func (e *Env) s3Config() store.S3Config {
+	r := e.cfg.RFS
+	return store.S3Config{
+		Endpoint: r.S3Endpoint, Region: r.S3Region, Bucket: r.S3Bucket, Prefix: r.S3Prefix,
+		AccessKey: r.S3AccessKey, SecretKey: r.S3SecretKey,
+		ReadAccessKey: r.ReadAccessKey, ReadSecretKey: r.ReadSecretKey,
+		RouteEndpoint: r.RouteEndpoint, RoutePath: r.RoutePath, RouteRegion: r.RouteRegion,
+		ManifestsSubpath: r.ManifestsSubpath,
+	}
+}
+
+// packOptions chooses the store: S3 from rfs.conf, with the read-only
+// runtime route written into the flist, or a local dir:// store under
+// DIST_DIR when there is no rfs.conf.
+func (e *Env) packOptions() (flist.PackOptions, error) {
+	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log}
+	if e.cfg.RFS == nil {
+		dir := filepath.Join(e.flistDir(), "store")
+		e.localStoreOnce.Do(func() {
+			e.log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
+		})
+		opt.Store = store.NewDir(dir)
+		return opt, nil
+	}
+	s3 := e.s3Config()
+	packURL, err := s3.PackURL()
+	if err != nil {
+		return opt, fmt.Errorf("%s: %w", e.cfg.RFS.File, err)
+	}
+	routeURL, err := s3.RouteURL()
+	if err != nil {
+		return opt, fmt.Errorf("%s: %w", e.cfg.RFS.File, err)
+	}
+	if opt.Store, err = store.Parse(packURL); err != nil {
+		return opt, err
+	}
+	opt.RouteOverride = []store.Route{{Start: 0, End: 255, URL: routeURL}}
+	return opt, nil
+}
+
+func (e *Env) pack(ctx context.Context, src, fl string) error {
+	opt, err := e.packOptions()
+	if err != nil {
+		return err
+	}
+	stats, err := flist.Pack(ctx, src, fl, opt)
+	if err != nil {
+		return err
+	}
+	e.log.Infof("%s: %s", filepath.Base(fl), stats)
+	return nil
+}
+
+func (e *Env) packModules(ctx context.Context) (string, error) {
+	full, err := e.fullVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	root, err := e.modulesRoot(full)
+	if err != nil {
+		return "", err
+	}
+	fl := filepath.Join(e.flistDir(), "modules-"+full+".fl")
+	return fl, e.pack(ctx, filepath.Join(root, "lib", "modules", full), fl)
+}
+
+// firmwareTag is FIRMWARE_TAG, else the build date (SOURCE_DATE_EPOCH's
+// when set, so a reproducible build names it the same way).
+func (e *Env) firmwareTag() string {
+	if e.cfg.FirmwareTag != "" {
+		return e.cfg.FirmwareTag
+	}
+	t := time.Now()
+	if e.cfg.SourceDateEpoch != nil {
+		t = time.Unix(*e.cfg.SourceDateEpoch, 0)
+	}
+	return t.UTC().Format("20060102")
+}
+
+func (e *Env) packFirmware(ctx context.Context) (string, error) {
+	src, err := e.firmwareFlistSource()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	fl := filepath.Join(e.flistDir(), "firmware-"+e.firmwareTag()+".fl")
+	return fl, e.pack(ctx, src, fl)
+}
+
+func (e *Env) uploadManifests(ctx context.Context, fls []string) error {
+	if e.cfg.RFS == nil {
+		return fmt.Errorf("uploading manifests needs %s (see config/rfs.conf.example)", e.cfg.Path(config.RFSConfFile))
+	}
+	for _, fl := range fls {
+		loc, err := e.s3Config().UploadManifest(ctx, fl)
+		if err != nil {
+			return err
+		}
+		e.log.Infof("uploaded %s to %s", filepath.Base(fl), loc)
+	}
+	return nil
+}
+
+func rfsFlists(e *Env) stage.Stage {
+	inputs := []string{e.cfg.FirmwareDir}
+	if e.cfg.RFS != nil {
+		inputs = append(inputs, e.configFile(config.RFSConfFile))
+	}
+	return stage.Stage{
+		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
+		Inputs: inputs,
+		Run: func(ctx context.Context) error {
+			embedded := filepath.Join(e.cfg.InstallDir, "etc", "rfs")
+			// Manifests of an earlier run (another kernel version or tag)
+			// must not linger in the image.
+			if err := os.RemoveAll(embedded); err != nil {
+				return err
+			}
+			if !e.cfg.EnableRFS {
+				e.log.Info("ENABLE_RFS is false: no flists packed or embedded")
+				return nil
+			}
+			modFL, err := e.packModules(ctx)
+			if err != nil {
+				return err
+			}
+			fwFL, err := e.packFirmware(ctx)
+			if err != nil {
+				return err
+			}
+			fwName := "firmware-latest.fl"
+			if e.cfg.FirmwareTag != "" {
+				fwName = filepath.Base(fwFL)
+			}
+			for src, name := range map[string]string{modFL: filepath.Base(modFL), fwFL: fwName} {
+				if err := fsutil.CopyFile(src, filepath.Join(embedded, name), 0o644); err != nil {
+					return err
+				}
+			}
+			if e.cfg.RFS != nil && e.cfg.RFS.UploadManifests {
+				return e.uploadManifests(ctx, []string{modFL, fwFL})
+			}
+			return nil
+		},
+	}
+}
