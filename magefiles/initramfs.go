@@ -44,7 +44,7 @@ func (Initramfs) Check(ctx context.Context, file string) error {
 	if err != nil {
 		return err
 	}
-	return e.CheckInitramfs(ctx, file)
+	return e.CheckInitramfs(ctx, os.Stdout, file)
 }
 
 // List prints an ls -l style listing of the archive FILE.

@@ -177,7 +177,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	t.Logf("offline build from clean: %s", time.Since(start).Round(time.Second))
 	for _, stage := range []string{"alpine_extract", "alpine_firmware", "components_build", "kernel_modules",
 		"zinit_setup", "modules_copy", "cleanup", "validation", "rfs_flists", "initramfs_create", "kernel_build"} {
-		if !strings.Contains(out, stage+": done in") {
+		if !strings.Contains(out, "["+stage+"] done in") {
 			t.Errorf("stage %s did not run:\n%s", stage, out)
 		}
 	}
@@ -204,7 +204,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 
 	// Nothing changed: no stage does any work.
 	out, err = mage(t, dir, env, "build")
-	if err != nil || strings.Contains(out, ": running (") {
+	if err != nil || strings.Contains(out, "] running (") {
 		t.Errorf("second build: %v\n%s", err, out)
 	}
 
@@ -213,7 +213,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	archive := filepath.Join(dir, "work/offline/dist/initramfs.cpio.xz")
 	before, _ := os.ReadFile(archive)
 	out, err = run(t, dir, env, "scripts/build.sh", "--rebuild-from", "initramfs_create")
-	if err != nil || !strings.Contains(out, "initramfs_create: running") || !strings.Contains(out, "kernel_build: running") {
+	if err != nil || !strings.Contains(out, "[initramfs_create] running") || !strings.Contains(out, "[kernel_build] running") {
 		t.Fatalf("build.sh --rebuild-from initramfs_create: %v\n%s", err, out)
 	}
 	after, _ := os.ReadFile(archive)

@@ -3,18 +3,20 @@ package pipeline
 import (
 	"context"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/pkg/components"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
-func (e *Env) componentOptions() components.Options {
+func (e *Env) componentOptions(log logrus.FieldLogger) components.Options {
 	return components.Options{
 		WorkDir:     e.cfg.ComponentsDir,
 		ProjectRoot: e.root,
 		Jobs:        e.cfg.Jobs,
-		Fetcher:     e.fetcher(),
-		Log:         e.log,
+		Fetcher:     e.fetcher(log),
+		Log:         log,
 	}
 }
 
@@ -46,8 +48,8 @@ func componentsBuild(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("JOBS"),
 		Inputs: e.componentInputs(),
-		Run: func(ctx context.Context) error {
-			return components.Build(ctx, e.cfg.Components, e.componentOptions())
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			return components.Build(ctx, e.cfg.Components, e.componentOptions(log))
 		},
 	}
 }
@@ -55,8 +57,8 @@ func componentsBuild(e *Env) stage.Stage {
 func componentsVerify(e *Env) stage.Stage {
 	return stage.Stage{
 		Inputs: []string{e.configFile(config.SourcesFile)},
-		Run: func(ctx context.Context) error {
-			return components.Verify(e.cfg.Components, e.componentOptions())
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			return components.Verify(e.cfg.Components, e.componentOptions(log))
 		},
 	}
 }
@@ -65,8 +67,8 @@ func componentsCopy(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("ENABLE_STRIP"),
 		Inputs: []string{e.configFile(config.SourcesFile)},
-		Run: func(ctx context.Context) error {
-			return components.Copy(ctx, e.cfg.Components, e.cfg.InstallDir, e.cfg.EnableStrip, e.componentOptions())
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			return components.Copy(ctx, e.cfg.Components, e.cfg.InstallDir, e.cfg.EnableStrip, e.componentOptions(log))
 		},
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -24,9 +24,6 @@ type Env struct {
 	cfg    *config.Config
 	engine *stage.Engine
 	log    *logrus.Logger
-
-	fetchOnce sync.Once
-	fetch     *download.Fetcher
 
 	kverOnce sync.Once
 	kver     string
@@ -58,7 +55,7 @@ func Load(opt Options) (*Env, error) {
 		log.Warn(w)
 	}
 	if cfg.RFS != nil {
-		log.Formatter = &redactingFormatter{inner: log.Formatter, secrets: secretsOf(cfg.RFS)}
+		log.Formatter = &logging.RedactingFormatter{Inner: log.Formatter, Secrets: secretsOf(cfg.RFS)}
 	}
 	engine, err := stage.Open(stage.Options{
 		Dir:   cfg.StateDir,
@@ -105,52 +102,11 @@ func isDir(p string) bool {
 func newLogger(verbose bool) *logrus.Logger {
 	log := logrus.New()
 	log.Out = os.Stderr
-	log.Formatter = lineFormatter{}
+	log.Formatter = logging.LineFormatter{}
 	if verbose {
 		log.Level = logrus.DebugLevel
 	}
 	return log
-}
-
-// lineFormatter prints "15:04:05 INFO  message key=value": one short line a
-// message, readable in a terminal and in CI logs alike. The stage field is
-// left out: stage messages already start with the stage name.
-type lineFormatter struct{}
-
-func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-5s %s", e.Time.Format("15:04:05"), strings.ToUpper(e.Level.String()), e.Message)
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		if k != "stage" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
-	}
-	b.WriteByte('\n')
-	return []byte(b.String()), nil
-}
-
-// redactingFormatter replaces known secret values (rfs.conf keys) in every
-// log line: the packages never log them, and this makes sure of it.
-type redactingFormatter struct {
-	inner   logrus.Formatter
-	secrets []string
-}
-
-func (f *redactingFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	b, err := f.inner.Format(e)
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	for _, secret := range f.secrets {
-		s = strings.ReplaceAll(s, secret, "***")
-	}
-	return []byte(s), nil
 }
 
 func secretsOf(r *config.RFS) []string {
@@ -169,10 +125,7 @@ func (e *Env) redact(err error) error {
 		return err
 	}
 	msg := err.Error()
-	clean := msg
-	for _, s := range secretsOf(e.cfg.RFS) {
-		clean = strings.ReplaceAll(clean, s, "***")
-	}
+	clean := logging.Redact(msg, secretsOf(e.cfg.RFS))
 	if clean == msg {
 		return err
 	}
@@ -215,9 +168,6 @@ func (e *Env) resolve(p string) string {
 
 // fetcher is the one download layer: cache in CACHE_DIR, sha256-verified,
 // retried, with progress on a terminal.
-func (e *Env) fetcher() *download.Fetcher {
-	e.fetchOnce.Do(func() {
-		e.fetch = download.New(download.Options{CacheDir: e.cfg.CacheDir, Log: e.log, Progress: &progress.Options{}})
-	})
-	return e.fetch
+func (e *Env) fetcher(log logrus.FieldLogger) *download.Fetcher {
+	return download.New(download.Options{CacheDir: e.cfg.CacheDir, Log: log, Progress: &progress.Options{Log: log}})
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
@@ -43,10 +45,13 @@ func (e *Env) firmwareFlistSource() (string, error) {
 
 // lazyApk finds apk only when a firmware entry needs an Alpine package, so a
 // build whose firmware all comes from FIRMWARE_DIR needs no apk at all.
-type lazyApk struct{ e *Env }
+type lazyApk struct {
+	e   *Env
+	log logrus.FieldLogger
+}
 
 func (l lazyApk) Install(ctx context.Context, packages []string) error {
-	r, err := l.e.apkRunner(ctx)
+	r, err := l.e.apkRunner(ctx, l.log)
 	if err != nil {
 		return err
 	}
@@ -57,10 +62,10 @@ func alpineFirmware(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
 		Inputs: []string{e.configFile(config.FirmwareFile), e.cfg.FirmwareDir},
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			_, err := firmware.Select(ctx, firmware.Options{
 				Entries: e.cfg.FirmwareNames(), FirmwareDir: e.cfg.FirmwareDir,
-				RootDir: e.cfg.InstallDir, Installer: lazyApk{e}, Log: e.log,
+				RootDir: e.cfg.InstallDir, Installer: lazyApk{e, log}, Log: log,
 			})
 			return err
 		},

@@ -2,45 +2,49 @@ package pipeline
 
 import (
 	"context"
-	"os"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
 // PackInitramfs packs any directory src into the archive out exactly as initramfs_create does.
 func (e *Env) PackInitramfs(ctx context.Context, src, out string) error {
-	return e.packInitramfs(ctx, src, out)
+	return e.packInitramfs(ctx, e.log, src, out)
 }
 
-// CheckInitramfs runs the initramfs_test checks on any archive file.
-func (e *Env) CheckInitramfs(ctx context.Context, file string) error {
-	return e.checkInitramfs(ctx, file)
+// CheckInitramfs runs the initramfs_test checks on any archive file and
+// prints the report to w.
+func (e *Env) CheckInitramfs(ctx context.Context, w io.Writer, file string) error {
+	return e.checkInitramfs(ctx, w, file)
 }
 
 func (e *Env) initramfsPath() string { return filepath.Join(e.cfg.DistDir, "initramfs.cpio.xz") }
 
-func (e *Env) packInitramfs(ctx context.Context, src, out string) error {
+func (e *Env) packInitramfs(ctx context.Context, log logrus.FieldLogger, src, out string) error {
 	comp, err := initramfs.ParseCompression(e.cfg.InitramfsCompression)
 	if err != nil {
 		return err
 	}
 	// Pack logs the encoder that ran and the sizes.
 	return initramfs.Pack(ctx, src, out, initramfs.Options{
-		Compression: comp, SourceDateEpoch: e.cfg.SourceDateEpoch, Log: e.log, Progress: os.Stderr,
+		Compression: comp, SourceDateEpoch: e.cfg.SourceDateEpoch, Log: log, Progress: &progress.Options{Log: log},
 	})
 }
 
-func (e *Env) checkInitramfs(ctx context.Context, file string) error {
+func (e *Env) checkInitramfs(ctx context.Context, w io.Writer, file string) error {
 	rep, err := initramfs.Check(ctx, file, initramfs.CheckOptions{MaxSize: e.cfg.InitramfsMaxSize})
 	if rep != nil {
-		rep.Print(os.Stdout)
+		rep.Print(w)
 	}
 	return err
 }
@@ -63,18 +67,18 @@ func initramfsCreate(e *Env) stage.Stage {
 	return stage.Stage{
 		Config:  e.values("ZEROOS_BRANDING", "SOURCE_DATE_EPOCH", "INITRAMFS_COMPRESSION"),
 		Outputs: []string{e.initramfsPath()},
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			var when time.Time
 			if e.cfg.SourceDateEpoch != nil {
 				when = time.Unix(*e.cfg.SourceDateEpoch, 0)
 			}
 			// Customize logs the build id it wrote.
 			if _, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
-				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(), Log: e.log,
+				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(), Log: log,
 			}); err != nil {
 				return err
 			}
-			return e.packInitramfs(ctx, e.cfg.InstallDir, e.initramfsPath())
+			return e.packInitramfs(ctx, log, e.cfg.InstallDir, e.initramfsPath())
 		},
 	}
 }
@@ -83,8 +87,14 @@ func initramfsTest(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("INITRAMFS_MAX_SIZE"),
 		Inputs: []string{e.initramfsPath()},
-		Run: func(ctx context.Context) error {
-			return e.checkInitramfs(ctx, e.initramfsPath())
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			// The report goes to the log, a line each, so it names the stage.
+			var rep strings.Builder
+			err := e.checkInitramfs(ctx, &rep, e.initramfsPath())
+			for _, line := range strings.Split(strings.TrimRight(rep.String(), "\n"), "\n") {
+				log.Info(line)
+			}
+			return err
 		},
 	}
 }
@@ -94,7 +104,7 @@ func initScript(e *Env) stage.Stage {
 	return stage.Stage{
 		Inputs:  []string{src},
 		Outputs: []string{filepath.Join(e.cfg.InstallDir, "init")},
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			return rootfs.InstallInit(src, e.cfg.InstallDir)
 		},
 	}
@@ -103,14 +113,14 @@ func initScript(e *Env) stage.Stage {
 func cleanup(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("ENABLE_STRIP", "ENABLE_UPX", "UPX_BINARIES"),
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			upx := e.cfg.UPXBinaries
 			if len(upx) == 0 {
 				upx = e.componentPaths()
 			}
 			// Cleanup logs its own summary and warnings (a skipped UPX).
 			_, err := rootfs.Cleanup(ctx, e.cfg.InstallDir, rootfs.CleanupOptions{
-				Strip: e.cfg.EnableStrip, UPX: e.cfg.EnableUPX, UPXBinaries: upx, Log: e.log,
+				Strip: e.cfg.EnableStrip, UPX: e.cfg.EnableUPX, UPXBinaries: upx, Log: log,
 			})
 			return err
 		},
@@ -119,8 +129,8 @@ func cleanup(e *Env) stage.Stage {
 
 func validation(e *Env) stage.Stage {
 	return stage.Stage{
-		Run: func(ctx context.Context) error {
-			return rootfs.Validate(e.cfg.InstallDir, rootfs.ValidateOptions{Log: e.log})
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			return rootfs.Validate(e.cfg.InstallDir, rootfs.ValidateOptions{Log: log})
 		},
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
@@ -39,14 +41,14 @@ func (e *Env) fullVersion(ctx context.Context) (string, error) {
 	return kernel.FullVersion(v, e.configFile(config.KernelConfigFile))
 }
 
-func (e *Env) kernelOptions(full string) kernel.Options {
+func (e *Env) kernelOptions(full string, log logrus.FieldLogger) kernel.Options {
 	var epoch int64
 	if e.cfg.SourceDateEpoch != nil {
 		epoch = *e.cfg.SourceDateEpoch
 	}
 	return kernel.Options{
 		Dir: e.cfg.KernelDir, FullVersion: full, ConfigPath: e.configFile(config.KernelConfigFile),
-		Jobs: e.cfg.Jobs, SourceDateEpoch: epoch, Log: e.log,
+		Jobs: e.cfg.Jobs, SourceDateEpoch: epoch, Log: log,
 	}
 }
 
@@ -60,7 +62,7 @@ func (e *Env) modulesRoot(full string) (string, error) {
 	return kernel.Layout{Dir: e.cfg.KernelDir}.ModulesRoot(), nil
 }
 
-func (e *Env) warnDropped(dropped []kernel.Dropped) {
+func (e *Env) warnDropped(log logrus.FieldLogger, dropped []kernel.Dropped) {
 	if len(dropped) == 0 {
 		return
 	}
@@ -68,7 +70,7 @@ func (e *Env) warnDropped(dropped []kernel.Dropped) {
 	for _, d := range dropped {
 		names = append(names, d.String())
 	}
-	e.log.Warnf("make olddefconfig dropped %d options of %s: %s", len(dropped), e.configFile(config.KernelConfigFile), strings.Join(names, ", "))
+	log.Warnf("make olddefconfig dropped %d options of %s: %s", len(dropped), e.configFile(config.KernelConfigFile), strings.Join(names, ", "))
 }
 
 func kernelModules(e *Env) stage.Stage {
@@ -84,7 +86,7 @@ func kernelModules(e *Env) stage.Stage {
 		Config:  e.values("KERNEL_VERSION", "KERNEL_SOURCE_URL", "KERNEL_SHA256", "KERNEL_SOURCE_TARBALL", "KERNEL_MODULES_DIR", "SOURCE_DATE_EPOCH"),
 		Inputs:  inputs,
 		Outputs: outputs,
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			full, err := e.fullVersion(ctx)
 			if err != nil {
 				return err
@@ -94,22 +96,22 @@ func kernelModules(e *Env) stage.Stage {
 				if err != nil {
 					return err
 				}
-				e.log.Infof("using the prebuilt modules in %s (KERNEL_MODULES_DIR)", root)
+				log.Infof("using the prebuilt modules in %s (KERNEL_MODULES_DIR)", root)
 				return nil
 			}
 			version, _ := e.kernelVersion(ctx)
 			if _, err := kernel.Source(ctx, e.cfg.KernelDir, kernel.SourceOptions{
 				Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
-				Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(), Log: e.log,
+				Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(log), Log: log,
 			}); err != nil {
 				return err
 			}
-			root, dropped, err := kernel.BuildModules(ctx, e.kernelOptions(full))
+			root, dropped, err := kernel.BuildModules(ctx, e.kernelOptions(full, log))
 			if err != nil {
 				return err
 			}
-			e.warnDropped(dropped)
-			e.log.Infof("modules of %s installed in %s", full, root)
+			e.warnDropped(log, dropped)
+			log.Infof("modules of %s installed in %s", full, root)
 			return nil
 		},
 	}
@@ -122,7 +124,7 @@ func kernelBuild(e *Env) stage.Stage {
 		Config:  e.values("SOURCE_DATE_EPOCH"),
 		Inputs:  []string{e.configFile(config.KernelConfigFile), initramfs},
 		Outputs: []string{output},
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			full, err := e.fullVersion(ctx)
 			if err != nil {
 				return err
@@ -131,14 +133,14 @@ func kernelBuild(e *Env) stage.Stage {
 			if err != nil {
 				return fmt.Errorf("read the build id the kernel must embed: %w", err)
 			}
-			dropped, err := kernel.BuildImage(ctx, e.kernelOptions(full), kernel.ImageOptions{
+			dropped, err := kernel.BuildImage(ctx, e.kernelOptions(full, log), kernel.ImageOptions{
 				Initramfs: initramfs, BuildID: strings.TrimSpace(string(id)), Output: output,
 			})
 			if err != nil {
 				return err
 			}
-			e.warnDropped(dropped)
-			e.log.Infof("%s embeds the initramfs with build id %s", output, strings.TrimSpace(string(id)))
+			e.warnDropped(log, dropped)
+			log.Infof("%s embeds the initramfs with build id %s", output, strings.TrimSpace(string(id)))
 			return nil
 		},
 	}

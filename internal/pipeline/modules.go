@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
@@ -16,7 +18,7 @@ import (
 
 // modulesPlan resolves modules.conf against the modules tree and returns
 // the plan and the tree it used.
-func (e *Env) modulesPlan(ctx context.Context) (modules.Plan, string, error) {
+func (e *Env) modulesPlan(ctx context.Context, log logrus.FieldLogger) (modules.Plan, string, error) {
 	full, err := e.fullVersion(ctx)
 	if err != nil {
 		return modules.Plan{}, "", err
@@ -25,7 +27,7 @@ func (e *Env) modulesPlan(ctx context.Context) (modules.Plan, string, error) {
 	if err != nil {
 		return modules.Plan{}, "", err
 	}
-	ix, err := modules.Load(root, full, modules.Options{Log: e.log})
+	ix, err := modules.Load(root, full, modules.Options{Log: log})
 	if err != nil {
 		return modules.Plan{}, "", err
 	}
@@ -44,8 +46,8 @@ func modulesSetup(e *Env) stage.Stage {
 	return stage.Stage{
 		Inputs:  []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
 		Outputs: []string{e.planFile()},
-		Run: func(ctx context.Context) error {
-			plan, _, err := e.modulesPlan(ctx)
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			plan, _, err := e.modulesPlan(ctx, log)
 			if err != nil {
 				return err
 			}
@@ -53,10 +55,10 @@ func modulesSetup(e *Env) stage.Stage {
 			for i, c := range []modules.Closure{plan.Stage1, plan.Stage2} {
 				fmt.Fprintf(&b, "# stage %d\n%s\n", i+1, strings.Join(c.Lines(), "\n"))
 				if bi := c.Builtin(); len(bi) > 0 {
-					e.log.Infof("stage %d: built into the kernel: %s", i+1, strings.Join(bi, ", "))
+					log.Infof("stage %d: built into the kernel: %s", i+1, strings.Join(bi, ", "))
 				}
 			}
-			e.log.Infof("stage 1: %d modules, stage 2: %d modules (with dependencies)", len(plan.Stage1.Modules()), len(plan.Stage2.Modules()))
+			log.Infof("stage 1: %d modules, stage 2: %d modules (with dependencies)", len(plan.Stage1.Modules()), len(plan.Stage2.Modules()))
 			return fsutil.WriteFile(e.planFile(), []byte(b.String()), 0o644)
 		},
 	}
@@ -65,15 +67,15 @@ func modulesSetup(e *Env) stage.Stage {
 func modulesCopy(e *Env) stage.Stage {
 	return stage.Stage{
 		Inputs: []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
-		Run: func(ctx context.Context) error {
-			plan, root, err := e.modulesPlan(ctx)
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			plan, root, err := e.modulesPlan(ctx, log)
 			if err != nil {
 				return err
 			}
-			if err := modules.Copy(ctx, plan, modules.CopyOptions{SrcRoot: root, DstRoot: e.cfg.InstallDir, Log: e.log}); err != nil {
+			if err := modules.Copy(ctx, plan, modules.CopyOptions{SrcRoot: root, DstRoot: e.cfg.InstallDir, Log: log}); err != nil {
 				return err
 			}
-			return e.reportFirmware(plan.Version)
+			return e.reportFirmware(log, plan.Version)
 		},
 	}
 }
@@ -81,7 +83,7 @@ func modulesCopy(e *Env) stage.Stage {
 // reportFirmware warns once about firmware files the image's modules ask
 // for that neither the image nor the firmware flist has. Missing firmware
 // only matters on hardware a node may not have, so it never fails the build.
-func (e *Env) reportFirmware(full string) error {
+func (e *Env) reportFirmware(log logrus.FieldLogger, full string) error {
 	src, err := e.firmwareFlistSource()
 	if err != nil {
 		return err
@@ -98,7 +100,7 @@ func (e *Env) reportFirmware(full string) error {
 		if err := rep.WriteFile(p); err != nil {
 			return err
 		}
-		e.log.Warnf("%d firmware files requested by the image's modules are neither in the image nor in the firmware flist; see %s", n, p)
+		log.Warnf("%d firmware files requested by the image's modules are neither in the image nor in the firmware flist; see %s", n, p)
 	}
 	return nil
 }

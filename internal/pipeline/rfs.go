@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
@@ -18,13 +20,13 @@ import (
 
 // PackModules packs lib/modules/<FULL_VERSION> of the kernel_modules tree into dist/flists/modules-<FULL_VERSION>.fl.
 func (e *Env) PackModules(ctx context.Context) error {
-	_, err := e.packModules(ctx)
+	_, err := e.packModules(ctx, e.log)
 	return e.redact(err)
 }
 
 // PackFirmware packs firmware/ (or INSTALL_DIR/lib/firmware when firmware/ is empty) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
 func (e *Env) PackFirmware(ctx context.Context) error {
-	_, err := e.packFirmware(ctx)
+	_, err := e.packFirmware(ctx, e.log)
 	return e.redact(err)
 }
 
@@ -34,7 +36,7 @@ func (e *Env) UploadManifests(ctx context.Context) error {
 	if len(fls) == 0 {
 		return fmt.Errorf("no .fl manifests in %s: run mage rfs:packModules or rfs:packFirmware first", e.flistDir())
 	}
-	return e.redact(e.uploadManifests(ctx, fls))
+	return e.redact(e.uploadManifests(ctx, e.log, fls))
 }
 
 // PackFlist packs src into the flist fl, uploading blobs to stores ("[xx-yy=]URL,...": dir://, s3://, s3s://).
@@ -43,7 +45,7 @@ func (e *Env) PackFlist(ctx context.Context, src, fl, stores string) error {
 	if err != nil {
 		return err
 	}
-	stats, err := flist.Pack(ctx, src, fl, flist.PackOptions{Store: st, Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log})
+	stats, err := flist.Pack(ctx, src, fl, flist.PackOptions{Store: st, Parallel: e.cfg.RFSJobs, Progress: &progress.Options{Log: e.log}, Log: e.log})
 	if err != nil {
 		return err
 	}
@@ -92,12 +94,12 @@ func (e *Env) s3Config() store.S3Config {
 // packOptions chooses the store: S3 from rfs.conf, with the read-only
 // runtime route written into the flist, or a local dir:// store under
 // DIST_DIR when there is no rfs.conf.
-func (e *Env) packOptions() (flist.PackOptions, error) {
-	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{}, Log: e.log}
+func (e *Env) packOptions(log logrus.FieldLogger) (flist.PackOptions, error) {
+	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{Log: log}, Log: log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
 		e.localStoreOnce.Do(func() {
-			e.log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
+			log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
 		})
 		opt.Store = store.NewDir(dir)
 		return opt, nil
@@ -118,8 +120,8 @@ func (e *Env) packOptions() (flist.PackOptions, error) {
 	return opt, nil
 }
 
-func (e *Env) pack(ctx context.Context, src, fl string) error {
-	opt, err := e.packOptions()
+func (e *Env) pack(ctx context.Context, log logrus.FieldLogger, src, fl string) error {
+	opt, err := e.packOptions(log)
 	if err != nil {
 		return err
 	}
@@ -127,11 +129,11 @@ func (e *Env) pack(ctx context.Context, src, fl string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Infof("%s: %s", filepath.Base(fl), stats)
+	log.Infof("%s: %s", filepath.Base(fl), stats)
 	return nil
 }
 
-func (e *Env) packModules(ctx context.Context) (string, error) {
+func (e *Env) packModules(ctx context.Context, log logrus.FieldLogger) (string, error) {
 	full, err := e.fullVersion(ctx)
 	if err != nil {
 		return "", err
@@ -141,7 +143,7 @@ func (e *Env) packModules(ctx context.Context) (string, error) {
 		return "", err
 	}
 	fl := filepath.Join(e.flistDir(), "modules-"+full+".fl")
-	return fl, e.pack(ctx, filepath.Join(root, "lib", "modules", full), fl)
+	return fl, e.pack(ctx, log, filepath.Join(root, "lib", "modules", full), fl)
 }
 
 // firmwareTag is FIRMWARE_TAG, else the build date (SOURCE_DATE_EPOCH's
@@ -157,7 +159,7 @@ func (e *Env) firmwareTag() string {
 	return t.UTC().Format("20060102")
 }
 
-func (e *Env) packFirmware(ctx context.Context) (string, error) {
+func (e *Env) packFirmware(ctx context.Context, log logrus.FieldLogger) (string, error) {
 	src, err := e.firmwareFlistSource()
 	if err != nil {
 		return "", err
@@ -166,10 +168,10 @@ func (e *Env) packFirmware(ctx context.Context) (string, error) {
 		return "", err
 	}
 	fl := filepath.Join(e.flistDir(), "firmware-"+e.firmwareTag()+".fl")
-	return fl, e.pack(ctx, src, fl)
+	return fl, e.pack(ctx, log, src, fl)
 }
 
-func (e *Env) uploadManifests(ctx context.Context, fls []string) error {
+func (e *Env) uploadManifests(ctx context.Context, log logrus.FieldLogger, fls []string) error {
 	if e.cfg.RFS == nil {
 		return fmt.Errorf("uploading manifests needs %s (see config/rfs.conf.example)", e.cfg.Path(config.RFSConfFile))
 	}
@@ -178,7 +180,7 @@ func (e *Env) uploadManifests(ctx context.Context, fls []string) error {
 		if err != nil {
 			return err
 		}
-		e.log.Infof("uploaded %s to %s", filepath.Base(fl), loc)
+		log.Infof("uploaded %s to %s", filepath.Base(fl), loc)
 	}
 	return nil
 }
@@ -191,7 +193,7 @@ func rfsFlists(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
 		Inputs: inputs,
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			embedded := filepath.Join(e.cfg.InstallDir, "etc", "rfs")
 			// Manifests of an earlier run (another kernel version or tag)
 			// must not linger in the image.
@@ -199,14 +201,14 @@ func rfsFlists(e *Env) stage.Stage {
 				return err
 			}
 			if !e.cfg.EnableRFS {
-				e.log.Info("ENABLE_RFS is false: no flists packed or embedded")
+				log.Info("ENABLE_RFS is false: no flists packed or embedded")
 				return nil
 			}
-			modFL, err := e.packModules(ctx)
+			modFL, err := e.packModules(ctx, log)
 			if err != nil {
 				return err
 			}
-			fwFL, err := e.packFirmware(ctx)
+			fwFL, err := e.packFirmware(ctx, log)
 			if err != nil {
 				return err
 			}
@@ -220,7 +222,7 @@ func rfsFlists(e *Env) stage.Stage {
 				}
 			}
 			if e.cfg.RFS != nil && e.cfg.RFS.UploadManifests {
-				return e.uploadManifests(ctx, []string{modFL, fwFL})
+				return e.uploadManifests(ctx, log, []string{modFL, fwFL})
 			}
 			return nil
 		},

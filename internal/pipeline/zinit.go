@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 	"github.com/threefoldtech/zosbuilder/pkg/zinit"
 )
@@ -28,15 +30,15 @@ func zinitSetup(e *Env) stage.Stage {
 	return stage.Stage{
 		Inputs:  []string{src},
 		Outputs: []string{filepath.Join(e.cfg.InstallDir, zinit.ConfigDir)},
-		Run: func(ctx context.Context) error {
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			set, err := zinit.Install(ctx, src, e.cfg.InstallDir)
 			if err != nil {
 				return err
 			}
 			for _, w := range set.Warnings {
-				e.log.Warn(w)
+				log.Warn(w)
 			}
-			e.log.Infof("installed %d zinit units and %d scripts", len(set.Units), len(set.Scripts))
+			log.Infof("installed %d zinit units and %d scripts", len(set.Units), len(set.Scripts))
 			return nil
 		},
 	}

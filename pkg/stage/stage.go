@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Stage is one step of the build.
@@ -42,8 +44,9 @@ type Stage struct {
 	// stage is stale even though its inputs did not change.
 	Outputs []string
 	// Run does the work. It must be idempotent and able to start over from
-	// whatever a killed earlier run left behind.
-	Run func(ctx context.Context) error
+	// whatever a killed earlier run left behind. log names the stage on
+	// every line: hand it to the packages the stage calls.
+	Run func(ctx context.Context, log logrus.FieldLogger) error
 }
 
 // Options configure an Engine.
@@ -55,7 +58,8 @@ type Options struct {
 	// Force reruns every stage once in this process (FORCE=1).
 	Force bool
 	// Log receives one line when a stage starts (with why), one when it
-	// finishes (with its duration), and one for a skipped stage.
+	// finishes (with its duration), and one for a skipped stage; each
+	// stage's Run gets it with the stage's name in logging.StageField.
 	Log logrus.FieldLogger
 }
 
@@ -76,12 +80,7 @@ type Engine struct {
 // Open prepares the state folder. It does not take the lock: reading the
 // status of a build that is running is fine; Run and Reset take it.
 func Open(opt Options) (*Engine, error) {
-	if opt.Log == nil {
-		l := logrus.New()
-		l.Out = nil
-		l.SetOutput(discard{})
-		opt.Log = l
-	}
+	opt.Log = logging.OrDiscard(opt.Log)
 	if err := os.MkdirAll(filepath.Join(opt.Dir, "stages"), 0o755); err != nil {
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
@@ -91,10 +90,6 @@ func Open(opt Options) (*Engine, error) {
 		forced: map[string]bool{},
 	}, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Lock takes the build lock for the life of the process (idempotent).
 func (e *Engine) Lock() error {
@@ -117,7 +112,7 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.Lock(); err != nil {
 		return err
 	}
-	log := e.opt.Log.WithField("stage", s.Name)
+	log := e.opt.Log.WithField(logging.StageField, s.Name)
 	cur, err := e.inputs(s)
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", s.Name, err)
@@ -127,10 +122,10 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 		why = "FORCE=1"
 	}
 	if why == "" {
-		log.Infof("%s: up to date", s.Name)
+		log.Info("up to date")
 		return nil
 	}
-	log.Infof("%s: running (%s)", s.Name, why)
+	log.Infof("running (%s)", why)
 
 	// Forget the old result before touching anything: if this run is killed,
 	// the next one must not mistake half-written outputs for done.
@@ -141,7 +136,7 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.writeRecord(runningPath(e.opt.Dir, s.Name), m); err != nil {
 		return fmt.Errorf("stage %s: %w", s.Name, err)
 	}
-	runErr := s.Run(ctx)
+	runErr := s.Run(ctx, log)
 	took := time.Since(m.Started)
 	m.DurationMS = took.Milliseconds()
 	_ = os.Remove(runningPath(e.opt.Dir, s.Name))
@@ -163,7 +158,7 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.hashes.save(); err != nil {
 		log.Debugf("save hash cache: %v", err)
 	}
-	log.Infof("%s: done in %s", s.Name, took.Round(10*time.Millisecond))
+	log.Infof("done in %s", took.Round(10*time.Millisecond))
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/internal/s3test"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
@@ -207,11 +208,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 }
 
 func (o *Options) defaults() error {
-	if o.Log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		o.Log = l
-	}
+	o.Log = logging.OrDiscard(o.Log)
 	if o.TreeBytes <= 0 {
 		o.TreeBytes = 1 << 30
 	}
