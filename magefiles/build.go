@@ -6,8 +6,6 @@ import (
 	"context"
 	"os"
 
-	"github.com/magefile/mage/mg"
-
 	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 )
 
@@ -25,15 +23,7 @@ func Build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if e.InContainer() {
-		return e.BuildInContainer(ctx)
-	}
-	if err := e.CheckHostTools(); err != nil {
-		return err
-	}
-	mg.CtxDeps(ctx, Kernel.Build)
-	e.BuildComplete()
-	return nil
+	return e.Build(ctx)
 }
 
 // Status prints every stage's state: done, stale (and why), never run or failed.

@@ -9,7 +9,6 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/threefoldtech/zosbuilder/internal/pipeline"
-	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 )
 
@@ -21,7 +20,6 @@ func (Rfs) Flists(ctx context.Context) error { return runStage(ctx, "rfs_flists"
 
 // PackModules packs lib/modules/<FULL_VERSION> of the kernel_modules tree into dist/flists/modules-<FULL_VERSION>.fl.
 func (Rfs) PackModules(ctx context.Context) error {
-	mg.CtxDeps(ctx, Kernel.Modules)
 	e, err := load()
 	if err != nil {
 		return err
@@ -34,12 +32,6 @@ func (Rfs) PackFirmware(ctx context.Context) error {
 	e, err := load()
 	if err != nil {
 		return err
-	}
-	// Without firmware of its own, the image's /lib/firmware is packed.
-	if has, err := firmware.HasFiles(e.Config().FirmwareDir); err != nil {
-		return err
-	} else if !has {
-		mg.CtxDeps(ctx, Alpine.Firmware)
 	}
 	return e.PackFirmware(ctx)
 }

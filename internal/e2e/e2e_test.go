@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
 
@@ -104,6 +105,13 @@ func TestMageListsTargets(t *testing.T) {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {
 			t.Errorf("mage -l has no described target %s", target)
+		}
+	}
+	// The pipeline's table names, for each stage, the target that runs it.
+	for stage, target := range pipeline.StageTargets() {
+		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+.*\(stage ` + stage + `\)\.?$`)
+		if !re.MatchString(out) {
+			t.Errorf("mage -l: target %s does not say it runs stage %s", target, stage)
 		}
 	}
 }

@@ -55,7 +55,8 @@ func alpineExtract(e *Env) stage.Stage {
 
 func alpineConfigure(e *Env) stage.Stage {
 	return stage.Stage{
-		Config: e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Outputs: []string{filepath.Join(e.cfg.InstallDir, "etc/apk/repositories")},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			return alpine.Configure(e.cfg.InstallDir, alpine.ConfigureOptions{Source: e.alpineSource()})
 		},
@@ -64,8 +65,9 @@ func alpineConfigure(e *Env) stage.Stage {
 
 func alpinePackages(e *Env) stage.Stage {
 	return stage.Stage{
-		Config: e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
-		Inputs: []string{e.configFile(config.PackagesFile)},
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Inputs:  []string{e.configFile(config.PackagesFile)},
+		Outputs: []string{filepath.Join(e.cfg.InstallDir, "lib/apk/db/installed")},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			if len(e.cfg.Packages) == 0 {
 				log.Infof("%s lists no packages", e.cfg.Path(config.PackagesFile))

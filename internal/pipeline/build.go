@@ -13,69 +13,59 @@ import (
 	"golang.org/x/term"
 
 	"github.com/threefoldtech/zosbuilder/pkg/container"
-	"github.com/threefoldtech/zosbuilder/pkg/hosttools"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
-// InContainer reports whether Build reruns itself inside the builder image
-// (CONTAINER_RUNTIME=podman|docker).
-func (e *Env) InContainer() bool { return e.cfg.ContainerRuntime != "none" }
-
-// CheckHostTools fails, naming every missing program and its package, when
-// a tool some stage needs is not installed.
-func (e *Env) CheckHostTools() error { return hosttools.Check(e.hostTools()) }
-
-// BuildInContainer reruns `mage build` inside the builder image.
-func (e *Env) BuildInContainer(ctx context.Context) error { return e.buildInContainer(ctx) }
-
-// BuildComplete says where the build's result is.
-func (e *Env) BuildComplete() {
+// Build runs every stage, producing dist/vmlinuz.efi, on the host or, with
+// CONTAINER_RUNTIME=podman|docker, inside the builder image.
+func (e *Env) Build(ctx context.Context) error {
+	if e.cfg.ContainerRuntime != "none" {
+		return e.buildInContainer(ctx)
+	}
+	if err := e.Run(ctx, "kernel_build"); err != nil {
+		return err
+	}
 	e.log.Infof("build complete: %s", filepath.Join(e.cfg.DistDir, "vmlinuz.efi"))
-}
-
-// hostTools lists the programs the stages and component build kinds need,
-// checked before any stage runs so a missing one fails the build at once.
-func (e *Env) hostTools() []hosttools.Tool {
-	var tools []hosttools.Tool
-	for _, d := range pipeline() {
-		if d.name == "kernel_modules" && e.cfg.KernelModulesDir != "" {
-			continue
-		}
-		tools = append(tools, hosttools.ForStage(d.name)...)
-	}
-	for _, c := range e.cfg.Components {
-		tools = append(tools, hosttools.ForBuild(c.Build.Kind)...)
-	}
-	return tools
+	return nil
 }
 
 // buildInContainer reruns `mage build` inside the builder image
 // (CONTAINER_RUNTIME=podman|docker) with the repository mounted.
 func (e *Env) buildInContainer(ctx context.Context) error {
+	opt, err := e.containerOptions()
+	if err != nil {
+		return err
+	}
+	e.log.Infof("building inside the builder image with %s", opt.Runtime)
+	return container.Run(ctx, opt, []string{"go", "run", "magefile.go", "build"})
+}
+
+// containerOptions describes the builder container: the environment it
+// inherits, and a mount for each work folder outside the repository.
+func (e *Env) containerOptions() (container.Options, error) {
 	opt := container.Options{
 		Runtime:     e.cfg.ContainerRuntime,
 		ProjectRoot: e.root,
-		Env:         []string{"CONTAINER_RUNTIME", "FORCE", "PROFILE", "MAGEFILE_VERBOSE"},
-		Terminal:    isTerminal(os.Stdout),
+		Env:         []string{"FORCE", "PROFILE", "MAGEFILE_VERBOSE"},
+		// Inside, the build runs on the container's host tools.
+		Set:      []string{"CONTAINER_RUNTIME=none"},
+		Terminal: isTerminal(os.Stdout),
 	}
 	// Config keys set in the environment keep overriding build.conf inside.
 	for _, k := range e.cfg.Keys() {
-		if k.Origin.Env {
+		if k.Origin.Env && k.Name != "CONTAINER_RUNTIME" {
 			opt.Env = append(opt.Env, k.Name)
 		}
 	}
 	for _, d := range []string{e.cfg.InstallDir, e.cfg.ComponentsDir, e.cfg.KernelDir, e.cfg.DistDir, e.cfg.CacheDir, e.cfg.StateDir} {
 		if !strings.HasPrefix(d, e.root+"/") {
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
+				return opt, err
 			}
 			opt.Mounts = append(opt.Mounts, d+":"+d)
 		}
 	}
-	// Inside, the build runs on the container's host tools.
-	os.Setenv("CONTAINER_RUNTIME", "none")
-	e.log.Infof("building inside the builder image with %s", opt.Runtime)
-	return container.Run(ctx, opt, []string{"go", "run", "magefile.go", "build"})
+	return opt, nil
 }
 
 // Status prints every stage's state: done, stale (and why), never run or failed.

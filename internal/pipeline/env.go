@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,18 +37,35 @@ type Env struct {
 type Options struct {
 	// Verbose logs at debug level (mage -v or -debug).
 	Verbose bool
+	// Root is the project root; empty finds it from the working directory
+	// up.
+	Root string
+	// Environ is the environment (PROFILE, FORCE, key overrides); nil means
+	// os.Environ().
+	Environ []string
+	// LogOut receives the log; nil means os.Stderr.
+	LogOut io.Writer
 }
 
 // Load reads the project's config (PROFILE selects a profile, FORCE=1 reruns
 // every stage) and opens the stage engine. A config error fails every target
 // before anything is written.
 func Load(opt Options) (*Env, error) {
-	log := newLogger(opt.Verbose)
-	root, err := projectRoot()
-	if err != nil {
-		return nil, err
+	if opt.Environ == nil {
+		opt.Environ = os.Environ()
 	}
-	cfg, err := config.Load(config.Options{Root: root, Profile: os.Getenv("PROFILE")})
+	if opt.LogOut == nil {
+		opt.LogOut = os.Stderr
+	}
+	log := newLogger(opt.LogOut, opt.Verbose)
+	root := opt.Root
+	if root == "" {
+		var err error
+		if root, err = projectRoot(); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := config.Load(config.Options{Root: root, Profile: getenv(opt.Environ, "PROFILE"), Environ: opt.Environ})
 	if err != nil {
 		return nil, err
 	}
@@ -60,13 +78,24 @@ func Load(opt Options) (*Env, error) {
 	engine, err := stage.Open(stage.Options{
 		Dir:   cfg.StateDir,
 		Root:  root,
-		Force: truthy(os.Getenv("FORCE")),
+		Force: truthy(getenv(opt.Environ, "FORCE")),
 		Log:   log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &Env{root: root, cfg: cfg, engine: engine, log: log}, nil
+}
+
+// getenv is os.Getenv over environ (NAME=value lines; the last one wins).
+func getenv(environ []string, name string) string {
+	v := ""
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			v = val
+		}
+	}
+	return v
 }
 
 func truthy(s string) bool {
@@ -99,9 +128,9 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-func newLogger(verbose bool) *logrus.Logger {
+func newLogger(out io.Writer, verbose bool) *logrus.Logger {
 	log := logrus.New()
-	log.Out = os.Stderr
+	log.Out = out
 	log.Formatter = logging.LineFormatter{}
 	if verbose {
 		log.Level = logrus.DebugLevel
@@ -157,6 +186,16 @@ func (e *Env) values(keys ...string) map[string]string {
 
 // configFile is the path of a config file (the profile's copy when present).
 func (e *Env) configFile(name string) string { return e.cfg.Path(name) }
+
+// inImage turns in-image paths (/sbin/zinit, etc/zero-os/...) into paths
+// under INSTALL_DIR.
+func (e *Env) inImage(paths ...string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Join(e.cfg.InstallDir, p)
+	}
+	return out
+}
 
 // resolve makes a path from a config file absolute against the project root.
 func (e *Env) resolve(p string) string {

@@ -59,9 +59,14 @@ func (l lazyApk) Install(ctx context.Context, packages []string) error {
 }
 
 func alpineFirmware(e *Env) stage.Stage {
+	var outputs []string
+	if len(e.cfg.FirmwareNames()) > 0 {
+		outputs = []string{filepath.Join(e.cfg.InstallDir, "lib", "firmware")}
+	}
 	return stage.Stage{
-		Config: e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
-		Inputs: []string{e.configFile(config.FirmwareFile), e.cfg.FirmwareDir},
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Inputs:  []string{e.configFile(config.FirmwareFile), e.cfg.FirmwareDir},
+		Outputs: outputs,
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			_, err := firmware.Select(ctx, firmware.Options{
 				Entries: e.cfg.FirmwareNames(), FirmwareDir: e.cfg.FirmwareDir,

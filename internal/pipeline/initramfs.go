@@ -113,6 +113,9 @@ func initScript(e *Env) stage.Stage {
 func cleanup(e *Env) stage.Stage {
 	return stage.Stage{
 		Config: e.values("ENABLE_STRIP", "ENABLE_UPX", "UPX_BINARIES"),
+		// No outputs: it changes INSTALL_DIR in place (what it leaves is
+		// the absence of files); upx is optional (a warning).
+		Tools: e.stripTools(),
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			upx := e.cfg.UPXBinaries
 			if len(upx) == 0 {

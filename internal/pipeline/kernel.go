@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/hosttools"
 	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
@@ -73,19 +74,27 @@ func (e *Env) warnDropped(log logrus.FieldLogger, dropped []kernel.Dropped) {
 	log.Warnf("make olddefconfig dropped %d options of %s: %s", len(dropped), e.configFile(config.KernelConfigFile), strings.Join(names, ", "))
 }
 
+// kernelMakeTools are what the kernel's make needs.
+func kernelMakeTools() []hosttools.Tool {
+	return hosttools.Named("make", "cc", "flex", "bison", "bc", "perl")
+}
+
 func kernelModules(e *Env) stage.Stage {
 	inputs := []string{e.configFile(config.KernelConfigFile)}
 	outputs := []string{kernel.Layout{Dir: e.cfg.KernelDir}.ModulesRoot()}
+	tools := append(kernelMakeTools(), hosttools.Named("depmod")...)
 	if e.cfg.KernelSourceTarball != "" {
 		inputs = append(inputs, e.cfg.KernelSourceTarball)
 	}
 	if e.cfg.KernelModulesDir != "" {
-		inputs, outputs = append(inputs, e.cfg.KernelModulesDir), nil
+		// Nothing is built or written: the prebuilt tree is used as it is.
+		inputs, outputs, tools = append(inputs, e.cfg.KernelModulesDir), nil, nil
 	}
 	return stage.Stage{
 		Config:  e.values("KERNEL_VERSION", "KERNEL_SOURCE_URL", "KERNEL_SHA256", "KERNEL_SOURCE_TARBALL", "KERNEL_MODULES_DIR", "SOURCE_DATE_EPOCH"),
 		Inputs:  inputs,
 		Outputs: outputs,
+		Tools:   tools,
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			full, err := e.fullVersion(ctx)
 			if err != nil {
@@ -124,6 +133,7 @@ func kernelBuild(e *Env) stage.Stage {
 		Config:  e.values("SOURCE_DATE_EPOCH"),
 		Inputs:  []string{e.configFile(config.KernelConfigFile), initramfs},
 		Outputs: []string{output},
+		Tools:   kernelMakeTools(),
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			full, err := e.fullVersion(ctx)
 			if err != nil {

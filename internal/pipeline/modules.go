@@ -12,6 +12,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
+	"github.com/threefoldtech/zosbuilder/pkg/hosttools"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
@@ -66,7 +67,9 @@ func modulesSetup(e *Env) stage.Stage {
 
 func modulesCopy(e *Env) stage.Stage {
 	return stage.Stage{
-		Inputs: []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
+		Inputs:  []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
+		Outputs: e.inImage(modules.Stage1ListPath, modules.Stage2ListPath, modules.KernelVersionPath),
+		Tools:   hosttools.Named("depmod"),
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			plan, root, err := e.modulesPlan(ctx, log)
 			if err != nil {

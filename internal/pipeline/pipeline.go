@@ -9,9 +9,9 @@ import (
 )
 
 // stageDef ties an original build.sh stage to its mage target, the stages
-// it needs first, and what it reads and does (spec). The table in pipeline()
-// is the one description of the build's order: the mage targets follow it,
-// the stage engine fingerprints along it, and `mage graph` draws it.
+// it needs first, and what it reads, writes, runs and does (spec). The table
+// in pipeline() is the one description of the build's order: the stage
+// engine schedules and fingerprints along it, and `mage graph` draws it.
 type stageDef struct {
 	name   string
 	target string // the mage target that runs the stage, as mage -l names it
@@ -20,8 +20,8 @@ type stageDef struct {
 }
 
 // pipeline lists the stages in the original order. Stages whose deps do not
-// overlap run in parallel: the Alpine chain, the component builds and the
-// kernel modules build.
+// overlap run in parallel (stage.Engine.RunGraph): the Alpine chain, the
+// component builds and the kernel modules build.
 func pipeline() []stageDef {
 	return []stageDef{
 		{"alpine_extract", "alpine:extract", nil, alpineExtract},
@@ -45,6 +45,15 @@ func pipeline() []stageDef {
 	}
 }
 
+// StageTargets maps each stage to the mage target that runs it.
+func StageTargets() map[string]string {
+	m := map[string]string{}
+	for _, d := range pipeline() {
+		m[d.name] = d.target
+	}
+	return m
+}
+
 func findStage(name string) (stageDef, error) {
 	want := normalizeStageName(name)
 	var names []string
@@ -62,24 +71,19 @@ func normalizeStageName(s string) string {
 	return strings.ReplaceAll(strings.ToLower(s), "-", "_")
 }
 
-// Deps returns the stages the named stage needs first (for the mage
-// targets' mg.CtxDeps wiring).
-func Deps(name string) ([]string, error) {
-	def, err := findStage(name)
-	if err != nil {
-		return nil, err
+// Run runs the named stages (or their mage targets, e.g. kernel:modules)
+// after every stage they depend on, each once, independent ones in
+// parallel. The first stage that fails stops the others; the error names it.
+func (e *Env) Run(ctx context.Context, names ...string) error {
+	goals := make([]string, len(names))
+	for i, n := range names {
+		def, err := findStage(n)
+		if err != nil {
+			return err
+		}
+		goals[i] = def.name
 	}
-	return def.deps, nil
-}
-
-// RunStage runs one stage through the stage engine (its dependencies must
-// have run first).
-func (e *Env) RunStage(ctx context.Context, name string) error {
-	def, err := findStage(name)
-	if err != nil {
-		return err
-	}
-	return e.redact(e.engine.Run(ctx, def.stage(e)))
+	return e.redact(e.engine.RunGraph(ctx, e.stages(), goals...))
 }
 
 func (d stageDef) stage(e *Env) stage.Stage {

@@ -12,20 +12,31 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
-// PackModules packs lib/modules/<FULL_VERSION> of the kernel_modules tree into dist/flists/modules-<FULL_VERSION>.fl.
+// PackModules runs kernel_modules when needed and packs lib/modules/<FULL_VERSION> of its tree into dist/flists/modules-<FULL_VERSION>.fl.
 func (e *Env) PackModules(ctx context.Context) error {
+	if err := e.Run(ctx, "kernel_modules"); err != nil {
+		return err
+	}
 	_, err := e.packModules(ctx, e.log)
 	return e.redact(err)
 }
 
-// PackFirmware packs firmware/ (or INSTALL_DIR/lib/firmware when firmware/ is empty) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
+// PackFirmware packs firmware/ (or, when it has no firmware, the image's /lib/firmware after alpine_firmware) into dist/flists/firmware-<FIRMWARE_TAG or date>.fl.
 func (e *Env) PackFirmware(ctx context.Context) error {
+	if has, err := firmware.HasFiles(e.cfg.FirmwareDir); err != nil {
+		return err
+	} else if !has {
+		if err := e.Run(ctx, "alpine_firmware"); err != nil {
+			return err
+		}
+	}
 	_, err := e.packFirmware(ctx, e.log)
 	return e.redact(err)
 }
@@ -185,16 +196,26 @@ func (e *Env) uploadManifests(ctx context.Context, log logrus.FieldLogger, fls [
 	return nil
 }
 
+// embeddedFlists is where the image carries the flist manifests.
+func (e *Env) embeddedFlists() string { return filepath.Join(e.cfg.InstallDir, "etc", "rfs") }
+
 func rfsFlists(e *Env) stage.Stage {
 	inputs := []string{e.cfg.FirmwareDir}
 	if e.cfg.RFS != nil {
 		inputs = append(inputs, e.configFile(config.RFSConfFile))
 	}
+	var outputs []string
+	if e.cfg.EnableRFS {
+		// Folders: the manifests' names hold FULL_VERSION, which may take
+		// reading the kernel tarball to know.
+		outputs = []string{e.flistDir(), e.embeddedFlists()}
+	}
 	return stage.Stage{
-		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
-		Inputs: inputs,
+		Config:  e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH"),
+		Inputs:  inputs,
+		Outputs: outputs,
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
-			embedded := filepath.Join(e.cfg.InstallDir, "etc", "rfs")
+			embedded := e.embeddedFlists()
 			// Manifests of an earlier run (another kernel version or tag)
 			// must not linger in the image.
 			if err := os.RemoveAll(embedded); err != nil {
