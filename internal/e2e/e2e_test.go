@@ -116,6 +116,21 @@ func TestMageListsTargets(t *testing.T) {
 	}
 }
 
+// The mage binary links no test code: packages that import testing (test
+// helpers, the S3 test server's StartT) stay out of the product.
+func TestMageLinksNoTestCode(t *testing.T) {
+	goTool := testutil.RequireTool(t, "go")
+	out, err := run(t, repoRoot(t), nil, goTool, "list", "-deps", "-tags", "mage", "./magefiles")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(out) {
+		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/s3test") || strings.HasSuffix(pkg, "/internal/testutil") {
+			t.Errorf("the mage targets link %s", pkg)
+		}
+	}
+}
+
 // A malformed build.conf fails every target, naming file, line and key,
 // before anything is written.
 func TestMalformedBuildConfFailsAnyTarget(t *testing.T) {

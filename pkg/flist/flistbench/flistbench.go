@@ -28,7 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
-	"github.com/threefoldtech/zosbuilder/internal/s3test"
+	"github.com/threefoldtech/zosbuilder/internal/versitygw"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -186,7 +186,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	}
 
 	if !opt.SkipS3 {
-		srv, err := s3test.Start(ctx, s3test.Options{Bin: opt.VersitygwBin, Dir: filepath.Join(work, "s3")})
+		srv, err := versitygw.Start(ctx, versitygw.Options{Bin: opt.VersitygwBin, Dir: filepath.Join(work, "s3")})
 		if err != nil {
 			return rep, err
 		}
@@ -221,7 +221,7 @@ func (o *Options) defaults() error {
 		o.ModulesDir = dirs[0]
 	}
 	if !o.SkipS3 && o.VersitygwBin == "" {
-		o.VersitygwBin = s3test.Bin()
+		o.VersitygwBin = versitygw.Bin()
 		if o.VersitygwBin == "" {
 			return errors.New("flistbench: versitygw not found (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0) and SkipS3 not set")
 		}
