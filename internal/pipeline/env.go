@@ -164,9 +164,6 @@ func (e *Env) redact(err error) error {
 // Root is the project root.
 func (e *Env) Root() string { return e.root }
 
-// Config is the loaded configuration.
-func (e *Env) Config() *config.Config { return e.cfg }
-
 // Log is the logger every target and stage prints through.
 func (e *Env) Log() *logrus.Logger { return e.log }
 

@@ -19,11 +19,7 @@ func (e *Env) FirmwareReport(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	src, err := e.firmwareFlistSource()
-	if err != nil {
-		return err
-	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
+	rep, err := e.firmwareReport(full)
 	if err != nil {
 		return err
 	}
@@ -31,6 +27,16 @@ func (e *Env) FirmwareReport(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "%d in the image, %d in the firmware flist, %d missing\n",
 		rep.Count(firmware.InImage), rep.Count(firmware.InFlist), rep.Count(firmware.Missing))
 	return nil
+}
+
+// firmwareReport says where each firmware file the image's modules ask for
+// is: in the image, in the firmware flist, or missing.
+func (e *Env) firmwareReport(full string) (firmware.Report, error) {
+	src, err := e.firmwareFlistSource()
+	if err != nil {
+		return firmware.Report{}, err
+	}
+	return firmware.BuildReport(e.cfg.InstallDir, full, src)
 }
 
 // firmwareFlistSource is what the firmware flist packs: the repository's

@@ -87,11 +87,7 @@ func modulesCopy(e *Env) stage.Stage {
 // for that neither the image nor the firmware flist has. Missing firmware
 // only matters on hardware a node may not have, so it never fails the build.
 func (e *Env) reportFirmware(log logrus.FieldLogger, full string) error {
-	src, err := e.firmwareFlistSource()
-	if err != nil {
-		return err
-	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
+	rep, err := e.firmwareReport(full)
 	if err != nil {
 		return err
 	}

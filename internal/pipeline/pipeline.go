@@ -1,3 +1,10 @@
+// Package pipeline is the Zero-OS build as configured: the table of stages
+// (the original build.sh's, in order, with their mage targets and what each
+// needs first), each stage's spec for the stage engine (what it reads,
+// writes, needs on the host and does), and the glue that turns config/ into
+// the options of the packages that do the work. It does not import mage:
+// magefiles/ holds thin targets that load an Env and call it, and the tests
+// check every stage's spec without running a build.
 package pipeline
 
 import (
