@@ -36,7 +36,7 @@ func (Bench) Rfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, err := flistbench.Run(ctx, flistbench.Options{TmpfsDir: "/dev/shm", Log: e.log})
+	rep, err := flistbench.Run(ctx, flistbench.Options{TmpfsDir: "/dev/shm", Log: e.Log()})
 	if err != nil {
 		return err
 	}

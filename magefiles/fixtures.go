@@ -24,14 +24,14 @@ func (Fixtures) Offline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(e.root, "work", "offline")
+	dir := filepath.Join(e.Root(), "work", "offline")
 	res, err := fixtures.Offline(ctx, fixtures.OfflineOptions{Dir: dir, Busybox: "/bin/busybox", Debs: debs})
 	if err != nil {
 		return err
 	}
 	files, bytes := res.Firmware.Files()
-	e.log.Infof("fixture firmware repository: %d linux-firmware packages, %d files, %d MB (from the .debs in %s; reused: %v)",
+	e.Log().Infof("fixture firmware repository: %d linux-firmware packages, %d files, %d MB (from the .debs in %s; reused: %v)",
 		len(res.Firmware.Packages), files, bytes>>20, debs, res.Firmware.Reused)
-	e.log.Infof("offline fixtures ready in %s; now run: PROFILE=offline mage build", dir)
+	e.Log().Infof("offline fixtures ready in %s; now run: PROFILE=offline mage build", dir)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 )
@@ -106,6 +107,28 @@ func TestMageListsTargets(t *testing.T) {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {
 			t.Errorf("mage -l has no described target %s", target)
+		}
+	}
+	// The pipeline's table names, for each stage, the target that runs it.
+	for stage, target := range pipeline.StageTargets() {
+		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+.*\(stage ` + stage + `\)\.?$`)
+		if !re.MatchString(out) {
+			t.Errorf("mage -l: target %s does not say it runs stage %s", target, stage)
+		}
+	}
+}
+
+// The mage binary links no test code: packages that import testing (test
+// helpers, the S3 test server's StartT) stay out of the product.
+func TestMageLinksNoTestCode(t *testing.T) {
+	goTool := testutil.RequireTool(t, "go")
+	out, err := run(t, repoRoot(t), nil, goTool, "list", "-deps", "-tags", "mage", "./magefiles")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(out) {
+		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/s3test") || strings.HasSuffix(pkg, "/internal/testutil") {
+			t.Errorf("the mage targets link %s", pkg)
 		}
 	}
 }
@@ -203,7 +226,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	t.Logf("offline build from clean: %s", time.Since(start).Round(time.Second))
 	for _, stage := range []string{"alpine_extract", "alpine_firmware", "components_build", "kernel_modules",
 		"zinit_setup", "modules_copy", "cleanup", "validation", "rfs_flists", "initramfs_create", "kernel_build"} {
-		if !strings.Contains(out, stage+": done in") {
+		if !strings.Contains(out, "["+stage+"] done in") {
 			t.Errorf("stage %s did not run:\n%s", stage, out)
 		}
 	}
@@ -253,7 +276,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 
 	// Nothing changed: no stage does any work.
 	out, err = mage(t, dir, env, "build")
-	if err != nil || strings.Contains(out, ": running (") {
+	if err != nil || strings.Contains(out, "] running (") {
 		t.Errorf("second build: %v\n%s", err, out)
 	}
 
@@ -262,7 +285,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	archive := filepath.Join(dir, "work/offline/dist/initramfs.cpio.xz")
 	before, _ := os.ReadFile(archive)
 	out, err = run(t, dir, env, "scripts/build.sh", "--rebuild-from", "initramfs_create")
-	if err != nil || !strings.Contains(out, "initramfs_create: running") || !strings.Contains(out, "kernel_build: running") {
+	if err != nil || !strings.Contains(out, "[initramfs_create] running") || !strings.Contains(out, "[kernel_build] running") {
 		t.Fatalf("build.sh --rebuild-from initramfs_create: %v\n%s", err, out)
 	}
 	after, _ := os.ReadFile(archive)

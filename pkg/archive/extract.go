@@ -16,6 +16,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Limits of Linux paths; longer names are refused with the entry's name
@@ -60,16 +62,10 @@ func newExtractor(root string, opt Options) (*extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
 	return &extractor{
 		root:  abs,
 		opt:   opt,
-		log:   log,
+		log:   logging.OrDiscard(opt.Log),
 		chown: opt.Chown && os.Geteuid() == 0,
 		dirs:  map[string]bool{".": true},
 		seen:  map[string]bool{},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -90,13 +91,7 @@ func New(opt Options) *Fetcher {
 	if opt.Backoff <= 0 {
 		opt.Backoff = time.Second
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
-	return &Fetcher{opt: opt, log: log}
+	return &Fetcher{opt: opt, log: logging.OrDiscard(opt.Log)}
 }
 
 // File returns the path of a local, verified copy of rawURL. checksum pins

@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -63,7 +64,7 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 		r.Close()
 		return nil, err
 	}
-	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: opt.Log}
+	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: logging.OrDiscard(opt.Log)}
 	root := &node{mfs: mfs, in: rootIn}
 	ttl := timeout
 	server, err := fusefs.Mount(mountpoint, root, &fusefs.Options{
@@ -123,9 +124,7 @@ func (m *mountFS) errno(what string, err error) syscall.Errno {
 	if errors.Is(err, fs.ErrNotExist) {
 		return syscall.ENOENT
 	}
-	if m.log != nil {
-		m.log.WithError(err).Errorf("flist mount: %s", what)
-	}
+	m.log.WithError(err).Errorf("flist mount: %s", what)
 	return syscall.EIO
 }
 

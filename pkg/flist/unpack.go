@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -53,7 +54,7 @@ func Unpack(ctx context.Context, fl, dir string, opt UnpackOptions) error {
 		opt.Parallel = DefaultUnpackParallel
 	}
 	u := &unpacker{r: r, root: filepath.Clean(dir), fetch: fetcher{store: s, cache: opt.CacheDir},
-		owner: os.Geteuid() == 0, log: opt.Log}
+		owner: os.Geteuid() == 0, log: logging.OrDiscard(opt.Log)}
 	if err := u.run(ctx, opt.Parallel); err != nil {
 		return fmt.Errorf("unpack %s into %s: %w", fl, dir, err)
 	}
@@ -135,7 +136,7 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 			return fmt.Errorf("%s: %w", u.dirs[i].path, err)
 		}
 	}
-	if n := len(u.skippedDevices); n > 0 && u.log != nil {
+	if n := len(u.skippedDevices); n > 0 {
 		u.log.Warnf("skipped %d device node(s) (not root or no CAP_MKNOD), e.g. %s", n, u.skippedDevices[0])
 	}
 	return nil

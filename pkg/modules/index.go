@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Sources of an Index's dependency data, see Index.Source.
@@ -126,9 +128,7 @@ func Load(root, version string, opt Options) (*Index, error) {
 			return nil, err
 		}
 	} else {
-		if opt.Log != nil {
-			opt.Log.WithField("dir", dir).Warnf("%s; reading dependencies from .modinfo", reason)
-		}
+		logging.OrDiscard(opt.Log).WithField("dir", dir).Warnf("%s; reading dependencies from .modinfo", reason)
 		ix.Source = SourceModinfo
 		if err := ix.loadFromModinfo(); err != nil {
 			return nil, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // BuildIDFile is where Customize records the build id inside the rootfs; the
@@ -74,9 +76,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 	if err := writeAtomic(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	if opt.Log != nil {
-		opt.Log.WithField("build_id", id).Info("rootfs customized")
-	}
+	logging.OrDiscard(opt.Log).WithField("build_id", id).Info("rootfs customized")
 	return id, nil
 }
 
