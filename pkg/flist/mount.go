@@ -1,10 +1,14 @@
 package flist
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -21,10 +25,23 @@ import (
 type MountOptions struct {
 	// CacheDir keeps decrypted blocks on disk (rfs's cache layout).
 	CacheDir string
+	// CacheSize bounds CacheDir: once the cached content exceeds it, the
+	// least recently used blocks are removed. 0 means DefaultCacheSize; a
+	// negative value leaves the cache unbounded (as rfs does).
+	CacheSize int64
 	// Store overrides the flist's routes.
 	Store store.Store
 	// Log receives errors the kernel only sees as EIO.
 	Log logrus.FieldLogger
+
+	// FsName and Subtype name the mount in /proc/mounts: its source and
+	// its type, fuse.<Subtype>. Empty means "flist" and "rfs".
+	FsName, Subtype string
+	// AllowOther lets every user read the mount, not only the mounting one
+	// (root, or user_allow_other in /etc/fuse.conf).
+	AllowOther bool
+	// FUSELog, when set, receives every FUSE request and reply.
+	FUSELog *log.Logger
 }
 
 // Mounted is a mounted flist.
@@ -64,16 +81,19 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 		return nil, err
 	}
 	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: opt.Log}
+	if opt.CacheDir != "" && opt.CacheSize >= 0 {
+		mfs.fetch.bound, err = newCacheBound(filepath.Clean(opt.CacheDir), cmp.Or(opt.CacheSize, DefaultCacheSize), opt.Log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	root := &node{mfs: mfs, in: rootIn}
 	ttl := timeout
 	server, err := fusefs.Mount(mountpoint, root, &fusefs.Options{
 		EntryTimeout: &ttl,
 		AttrTimeout:  &ttl,
-		MountOptions: fuse.MountOptions{
-			FsName:  "flist",
-			Name:    "rfs",
-			Options: []string{"ro", "default_permissions"},
-		},
+		MountOptions: fuseOptions(opt),
 	})
 	if err != nil {
 		r.Close()
@@ -95,6 +115,28 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 	return m, nil
 }
 
+// fuseOptions are the mount options of rfs: read-only, nosuid, nodev,
+// default_permissions (the kernel checks modes and owners), optionally
+// allow_other.
+func fuseOptions(opt MountOptions) fuse.MountOptions {
+	mo := fuse.MountOptions{
+		FsName:     cmp.Or(opt.FsName, "flist"),
+		Name:       cmp.Or(opt.Subtype, "rfs"),
+		Options:    []string{"ro", "default_permissions"},
+		AllowOther: opt.AllowOther,
+		Debug:      opt.FUSELog != nil,
+		Logger:     opt.FUSELog,
+	}
+	if os.Geteuid() == 0 {
+		// Root mounts with mount(2) itself, as fusermount would (which
+		// starts from nosuid,nodev too): an image needs no fusermount
+		// binary, and a failure is the kernel's own error.
+		mo.DirectMountStrict = true
+		mo.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+	}
+	return mo
+}
+
 // Unmount unmounts the flist; it is safe to call more than once.
 func (m *Mounted) Unmount() error {
 	m.once.Do(func() {
@@ -112,9 +154,11 @@ func (m *Mounted) Unmount() error {
 func (m *Mounted) Wait() { <-m.done }
 
 type mountFS struct {
-	r     *Reader
-	fetch fetcher
-	log   logrus.FieldLogger
+	r      *Reader
+	fetch  fetcher
+	flight flight
+	recent recentBlocks
+	log    logrus.FieldLogger
 }
 
 // eio logs err (the kernel only sees EIO) and returns EIO, or ENOENT for a
@@ -137,10 +181,6 @@ type node struct {
 	blocksOnce sync.Once
 	blocks     []Block
 	blocksErr  error
-
-	mu        sync.Mutex
-	lastIdx   int
-	lastBlock []byte // the most recent block read: reads come in 128 KiB pieces
 }
 
 var (
@@ -253,21 +293,18 @@ func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off i
 	return fuse.ReadResultData(dest[:got]), 0
 }
 
+// block returns block idx of the file: from the blocks read last, or
+// fetched once however many reads want it at the same time.
 func (n *node) block(ctx context.Context, idx int) ([]byte, error) {
-	n.mu.Lock()
-	if n.lastBlock != nil && n.lastIdx == idx {
-		b := n.lastBlock
-		n.mu.Unlock()
-		return b, nil
+	b := n.blocks[idx]
+	if plain, ok := n.mfs.recent.get(b.ID); ok {
+		return plain, nil
 	}
-	n.mu.Unlock()
-	plain, err := n.mfs.fetch.block(ctx, n.blocks[idx])
+	plain, err := n.mfs.flight.do(ctx, b.ID, func(ctx context.Context) ([]byte, error) { return n.mfs.fetch.block(ctx, b) })
 	if err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	n.lastIdx, n.lastBlock = idx, plain
-	n.mu.Unlock()
+	n.mfs.recent.add(b.ID, plain)
 	return plain, nil
 }
 
