@@ -215,9 +215,18 @@ func (n *node) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut
 	return 0
 }
 
+// uninterrupted is a request's context without its cancellation. The kernel
+// interrupts a request when the thread waiting for it gets a signal, and a
+// Go reader's threads get SIGURG whenever its runtime preempts a goroutine:
+// answering those with an error made a Go program's readdir fail with EIO.
+// An flist request's work is local, or bounded by the store's retries, so
+// it finishes instead (FUSE lets a server ignore interrupts; a fatal signal
+// still ends the wait on the kernel's side).
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // Lookup implements fusefs.NodeLookuper.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	in, err := n.mfs.r.Lookup(ctx, n.in.Ino, name)
+	in, err := n.mfs.r.Lookup(uninterrupted(ctx), n.in.Ino, name)
 	if err != nil {
 		return nil, n.mfs.errno("lookup "+name, err)
 	}
@@ -231,7 +240,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 
 // Readdir implements fusefs.NodeReaddirer.
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	children, err := n.mfs.r.Children(ctx, n.in.Ino)
+	children, err := n.mfs.r.Children(uninterrupted(ctx), n.in.Ino)
 	if err != nil {
 		return nil, n.mfs.errno("readdir", err)
 	}
@@ -265,9 +274,8 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 // Read implements fusefs.NodeReader. Block i holds bytes
 // [i*BlockSize, (i+1)*BlockSize) of the file.
 func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	// Not the request's context: an interrupted first read must not make
-	// the error stick.
-	n.blocksOnce.Do(func() { n.blocks, n.blocksErr = n.mfs.r.Blocks(context.WithoutCancel(ctx), n.in.Ino) })
+	ctx = uninterrupted(ctx)
+	n.blocksOnce.Do(func() { n.blocks, n.blocksErr = n.mfs.r.Blocks(ctx, n.in.Ino) })
 	if n.blocksErr != nil {
 		return nil, n.mfs.errno("read blocks", n.blocksErr)
 	}
