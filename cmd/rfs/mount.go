@@ -21,7 +21,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
-// Subtype is the FUSE subtype rfs mounts with: /proc/mounts shows the type
+// subtype is the FUSE subtype rfs mounts with: /proc/mounts shows the type
 // fuse.g8ufs (the units check for fuse*).
 const subtype = "g8ufs"
 
