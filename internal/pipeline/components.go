@@ -30,19 +30,16 @@ func (e *Env) componentPaths() []string {
 	return out
 }
 
-// componentInputs are the local sources a component build reads. Remote git
-// and release sources are pinned by their line in sources.conf.
-func (e *Env) componentInputs() []string {
-	in := []string{e.configFile(config.SourcesFile)}
-	for _, c := range e.cfg.Components {
-		if c.Type == components.Local {
-			in = append(in, e.resolve(c.Source))
-		}
-		if c.Build.Kind == components.Script {
-			in = append(in, e.resolve(c.Build.Arg))
-		}
+// componentInputs are the local sources a component build reads (see
+// components.Inputs). When they cannot be listed (go list failed) the
+// reason goes into the stage's config, so the stage reruns and its build
+// reports the real error.
+func (e *Env) componentInputs() (inputs []string, listErr string) {
+	in, err := components.Inputs(context.Background(), e.cfg.Components, e.root)
+	if err != nil {
+		listErr = err.Error()
 	}
-	return in
+	return append([]string{e.configFile(config.SourcesFile)}, in...), listErr
 }
 
 // componentArtifacts are the binaries components_build leaves for
@@ -78,9 +75,14 @@ func (e *Env) stripTools() []hosttools.Tool {
 }
 
 func componentsBuild(e *Env) stage.Stage {
+	inputs, listErr := e.componentInputs()
+	cfg := e.values("JOBS")
+	if listErr != "" {
+		cfg["inputs unknown"] = listErr
+	}
 	return stage.Stage{
-		Config:  e.values("JOBS"),
-		Inputs:  e.componentInputs(),
+		Config:  cfg,
+		Inputs:  inputs,
 		Outputs: e.componentArtifacts(),
 		Tools:   e.componentTools(),
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {

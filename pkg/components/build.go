@@ -222,8 +222,15 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 			pkg = "."
 		}
 		out := filepath.Join(b.opt.WorkDir, ".target", b.c.Name, filepath.Base(b.c.InstallPath))
-		env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
-		return out, b.cmd(ctx, dir, env, "go", "build", "-trimpath", "-o", out, pkg)
+		args := []string{"build", "-trimpath"}
+		if b.c.Type == Local {
+			// The stage fingerprints a local source by the files the
+			// package reads (Inputs), not by the commit of the repository
+			// around it: stamping that commit would make the binary differ
+			// between an incremental and a clean build of the same files.
+			args = append(args, "-buildvcs=false")
+		}
+		return out, b.cmd(ctx, dir, goEnv, "go", append(args, "-o", out, pkg)...)
 	case Make:
 		args := []string{"-j" + strconv.Itoa(max(b.opt.Jobs, 1))}
 		if spec.Arg != "" {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/crypto/blake2b"
+
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -17,6 +19,8 @@ import (
 type fetcher struct {
 	store store.Store
 	cache string
+	// bound, when set, keeps cache under a size limit.
+	bound *cacheBound
 }
 
 // openStore returns s, or a router over the flist's own routes.
@@ -35,17 +39,20 @@ func openStore(ctx context.Context, r *Reader, s store.Store) (store.Store, erro
 	return router, nil
 }
 
-func (f *fetcher) cachePath(id [HashSize]byte) string {
-	h := store.Hex(id[:])
-	return filepath.Join(f.cache, h[0:2], h[2:4], h)
-}
+func (f *fetcher) cachePath(id [HashSize]byte) string { return blockCachePath(f.cache, id) }
 
-// block returns the plain content of b.
+// block returns the plain content of b, verified: a blob must hash to its
+// id and its content to its key, and a cached block to its key (a cached
+// block that does not is removed and fetched again).
 func (f *fetcher) block(ctx context.Context, b Block) ([]byte, error) {
 	if f.cache != "" {
 		plain, err := os.ReadFile(f.cachePath(b.ID))
 		if err == nil && len(plain) > 0 {
-			return plain, nil
+			if blake2b.Sum256(plain) == b.Key {
+				f.bound.touch(b.ID, len(plain))
+				return plain, nil
+			}
+			_ = os.Remove(f.cachePath(b.ID))
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("block cache: %w", err)
@@ -55,7 +62,7 @@ func (f *fetcher) block(ctx context.Context, b Block) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := DecodeBlock(b.Key, blob)
+	plain, err := decodeChecked(b, blob)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: %w", store.Hex(b.ID[:]), err)
 	}
@@ -63,6 +70,7 @@ func (f *fetcher) block(ctx context.Context, b Block) ([]byte, error) {
 		if err := f.save(b.ID, plain); err != nil {
 			return nil, err
 		}
+		f.bound.touch(b.ID, len(plain))
 	}
 	return plain, nil
 }
