@@ -227,7 +227,12 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	// Not the request's context: an interrupted first read must not make
 	// the error stick.
-	n.blocksOnce.Do(func() { n.blocks, n.blocksErr = n.mfs.r.Blocks(context.WithoutCancel(ctx), n.in.Ino) })
+	n.blocksOnce.Do(func() {
+		n.blocks, n.blocksErr = n.mfs.r.Blocks(context.WithoutCancel(ctx), n.in.Ino)
+		if n.blocksErr == nil {
+			n.blocksErr = checkBlockCount(&n.in, n.blocks)
+		}
+	})
 	if n.blocksErr != nil {
 		return nil, n.mfs.errno("read blocks", n.blocksErr)
 	}
@@ -261,7 +266,7 @@ func (n *node) block(ctx context.Context, idx int) ([]byte, error) {
 		return b, nil
 	}
 	n.mu.Unlock()
-	plain, err := n.mfs.fetch.block(ctx, n.blocks[idx])
+	plain, err := n.mfs.fetch.sizedBlock(ctx, &n.in, n.blocks, idx)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ type VerifyReport struct {
 	Files  int // regular files
 	Blocks int // block rows
 	Blobs  int // distinct blobs checked
+	// Deep is set when the blobs were fetched and their content checked,
+	// not only looked up.
+	Deep bool
 	// Problems, each "<what>: <file path>", sorted.
 	Missing      []string // blob not in its routed store
 	Corrupt      []string // blob fails the deep check
@@ -45,10 +48,15 @@ func (r VerifyReport) OK() bool {
 	return len(r.Missing) == 0 && len(r.Corrupt) == 0 && len(r.Inconsistent) == 0
 }
 
-// String is a one-line summary.
+// String is a one-line summary. A shallow report says what it did not
+// check.
 func (r VerifyReport) String() string {
-	return fmt.Sprintf("%d files, %d blocks, %d blobs checked: %d missing, %d corrupt, %d inconsistent",
+	s := fmt.Sprintf("%d files, %d blocks, %d blobs checked: %d missing, %d corrupt, %d inconsistent",
 		r.Files, r.Blocks, r.Blobs, len(r.Missing), len(r.Corrupt), len(r.Inconsistent))
+	if !r.Deep {
+		s += " (presence only: blob content not fetched, decrypted or hashed; DEEP=1 checks it)"
+	}
+	return s
 }
 
 type verifyFile struct {
@@ -70,7 +78,7 @@ type blobState struct {
 // OK, and other errors (an unreadable flist, a store refusing the
 // credentials) without a report.
 func Verify(ctx context.Context, fl string, opt VerifyOptions) (VerifyReport, error) {
-	var rep VerifyReport
+	rep := VerifyReport{Deep: opt.Deep}
 	r, err := Open(fl)
 	if err != nil {
 		return rep, err
@@ -197,18 +205,15 @@ func checkBlob(ctx context.Context, s store.Store, id [HashSize]byte, st *blobSt
 		st.missing = !ok
 		return err
 	}
-	blob, err := s.Get(ctx, id[:])
-	if errors.Is(err, store.ErrNotFound) {
+	f := fetcher{store: s}
+	plain, err := f.fetch(ctx, Block{ID: id, Key: st.key})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		st.missing = true
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	plain, err := decodeChecked(Block{ID: id, Key: st.key}, blob)
-	if err != nil {
+	case errors.Is(err, ErrCorruptBlock):
 		st.corrupt = err
-		return nil
+	case err != nil:
+		return err
 	}
 	st.plainLen = len(plain)
 	return nil
