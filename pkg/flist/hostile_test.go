@@ -2,6 +2,7 @@ package flist
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"os"
@@ -320,5 +321,20 @@ func TestVerifyShallowSaysWhatItSkipped(t *testing.T) {
 	rep.Deep = true
 	if s := rep.String(); strings.Contains(s, "not fetched") {
 		t.Errorf("deep report %q", s)
+	}
+}
+
+// TestMaxBlobSize: the stores' read limit is the codec's worst case, so no
+// real blob is refused and nothing longer is read.
+func TestMaxBlobSize(t *testing.T) {
+	if want := snappy.MaxEncodedLen(BlockSize) + 16; store.MaxBlobSize != want {
+		t.Errorf("store.MaxBlobSize = %d, the codec's worst case is %d", store.MaxBlobSize, want)
+	}
+	random := make([]byte, BlockSize)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	if _, blob, err := EncodeBlock(random); err != nil || len(blob) > store.MaxBlobSize {
+		t.Errorf("incompressible block: %d-byte blob, %v", len(blob), err)
 	}
 }

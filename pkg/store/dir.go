@@ -57,15 +57,28 @@ func (d *Dir) Get(_ context.Context, id []byte) ([]byte, error) {
 	}
 	sharded, flat := d.paths(id)
 	for _, p := range []string{sharded, flat} {
-		b, err := os.ReadFile(p)
+		b, err := readFileBlob(p)
 		if err == nil {
 			return b, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("dir store: read blob: %w", err)
+			return nil, fmt.Errorf("dir store %s: read blob %s: %w", d.root, Hex(id), err)
 		}
 	}
 	return nil, fmt.Errorf("dir store %s: blob %s: %w", d.root, Hex(id), ErrNotFound)
+}
+
+func readFileBlob(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readBlob(f, st.Size())
 }
 
 // Exists implements Store.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,7 +88,7 @@ func (h *HTTP) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, fmt.Errorf("http store %s: blob %s: %w", Redact(h.url), Hex(id), ErrNotFound)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := readBlob(resp.Body, resp.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("http store %s: read blob %s: %w", Redact(h.url), Hex(id), unwrapURLError(err))
 	}

@@ -128,7 +128,10 @@ func (s *S3) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, s.wrap("get", name, err)
 	}
 	defer obj.Close()
-	b, err := io.ReadAll(obj)
+	b, err := readBlob(obj, -1)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("s3 get %s/%s/%s: %w", s.endpoint, s.bucket, name, err)
+	}
 	if err != nil {
 		return nil, s.wrap("get", name, err)
 	}

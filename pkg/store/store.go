@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 )
@@ -37,7 +38,20 @@ var (
 	ErrInvalidURL = errors.New("invalid store url")
 	// ErrNotRoutable means no route of a router covers the blob id.
 	ErrNotRoutable = errors.New("blob id not routable")
+	// ErrTooLarge means a store holds more than MaxBlobSize bytes under a
+	// blob id: not an rfs blob, and not read further.
+	ErrTooLarge = errors.New("blob larger than MaxBlobSize")
 )
+
+// MaxBlobSize is the largest blob rfs's codec can produce, and so the most
+// any store read returns: a 512 KiB block whose snappy encoding expands as
+// much as snappy allows (32 + n + n/6 bytes, golang/snappy's MaxEncodedLen)
+// plus the 16-byte AES-GCM tag. pkg/flist's tests check it against the
+// codec.
+const MaxBlobSize = 32 + blockSize + blockSize/6 + 16
+
+// blockSize is rfs's block size (flist.BlockSize; store cannot import it).
+const blockSize = 512 * 1024
 
 // Store is a blob store addressed by blob id (the BLAKE2b-256 of the
 // encrypted blob). Implementations are safe for concurrent use.
@@ -86,6 +100,22 @@ func Open(rawURL string) (Store, error) {
 	default:
 		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", Redact(rawURL), scheme, ErrNotSupported)
 	}
+}
+
+// readBlob reads a blob of at most MaxBlobSize bytes from r; size is the
+// length the source announces, or -1.
+func readBlob(r io.Reader, size int64) ([]byte, error) {
+	if size > MaxBlobSize {
+		return nil, fmt.Errorf("%d bytes: %w", size, ErrTooLarge)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, MaxBlobSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxBlobSize {
+		return nil, fmt.Errorf("more than %d bytes: %w", MaxBlobSize, ErrTooLarge)
+	}
+	return b, nil
 }
 
 // Hex is the lowercase hex name stores use for a blob id.
