@@ -1,12 +1,14 @@
 package flist
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -336,5 +338,47 @@ func TestMaxBlobSize(t *testing.T) {
 	}
 	if _, blob, err := EncodeBlock(random); err != nil || len(blob) > store.MaxBlobSize {
 		t.Errorf("incompressible block: %d-byte blob, %v", len(blob), err)
+	}
+}
+
+// TestPrintQuotesNonPrintable is item 5: names and link targets with
+// control characters or bytes that are not UTF-8 are printed Go-quoted, so
+// tree and inspect cannot drive the terminal; printable names (spaces and
+// non-ASCII letters included) stay as rfs prints them.
+func TestPrintQuotesNonPrintable(t *testing.T) {
+	fl := crafted{inodes: []Inode{
+		dirInode(0, "/"),
+		fileInode(1, "\x1b[2Jcleared", 0, 0o644),
+		fileInode(1, "bad\xffutf8", 0, 0o644),
+		fileInode(1, "new\nline", 0, 0o644),
+		fileInode(1, "plain name é", 0, 0o644),
+		symlinkInode(1, "link", "\x1b]0;title\x07"),
+		dirInode(1, "dir\x1b"),
+	}}.write(t, filepath.Join(t.TempDir(), "escapes.fl"), nil)
+
+	var tree, inspect bytes.Buffer
+	if err := Tree(&tree, fl); err != nil {
+		t.Fatal(err)
+	}
+	if err := Inspect(&inspect, fl); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"tree": tree.String(), "inspect": inspect.String()} {
+		for _, c := range out {
+			if c != '\n' && !strconv.IsPrint(c) {
+				t.Errorf("%s prints the raw character %q:\n%s", name, c, out)
+				break
+			}
+		}
+		for _, want := range []string{`"\x1b[2Jcleared"`, `"bad\xffutf8"`, `"new\nline"`, "plain name é\n", `"dir\x1b"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s lacks %s:\n%s", name, want, out)
+			}
+		}
+	}
+	for _, want := range []string{`Path: "/dir\x1b"`, `Name: "\x1b[2Jcleared"`, `Link Target: "\x1b]0;title\a"`, "Path: /plain name é\n"} {
+		if !strings.Contains(inspect.String(), want) {
+			t.Errorf("inspect lacks %s", want)
+		}
 	}
 }

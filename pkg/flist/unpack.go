@@ -101,7 +101,7 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 			defer wg.Done()
 			for job := range jobs {
 				if err := u.file(ctx, job.rel, &job.in); err != nil {
-					errc <- fmt.Errorf("/%s: %w", job.rel, err)
+					errc <- fmt.Errorf("%s: %w", Printable("/"+job.rel), err)
 					cancel()
 					return
 				}
@@ -119,7 +119,7 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 			}
 		}
 		if err := u.node(rel, in); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return fmt.Errorf("%s: %w", Printable(p), err)
 		}
 		return nil
 	})
@@ -139,11 +139,11 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		d := &u.dirs[i]
 		if err := u.dirMeta(d.rel, &d.in); err != nil {
-			return fmt.Errorf("/%s: %w", d.rel, err)
+			return fmt.Errorf("%s: %w", Printable("/"+d.rel), err)
 		}
 	}
 	if n := len(u.skippedDevices); n > 0 && u.log != nil {
-		u.log.Warnf("skipped %d device node(s) (not root or no CAP_MKNOD), e.g. %s", n, u.skippedDevices[0])
+		u.log.Warnf("skipped %d device node(s) (not root or no CAP_MKNOD), e.g. %s", n, Printable(u.skippedDevices[0]))
 	}
 	return nil
 }

@@ -98,14 +98,14 @@ func Verify(ctx context.Context, fl string, opt VerifyOptions) (VerifyReport, er
 		if err != nil {
 			return err
 		}
-		files = append(files, verifyFile{p, in.Size, bs})
+		files = append(files, verifyFile{Printable(p), in.Size, bs})
 		rep.Blocks += len(bs)
 		if uint64(len(bs)) != blocksFor(in.Size) {
-			rep.Inconsistent = append(rep.Inconsistent, fmt.Sprintf("%d blocks for %d bytes: %s", len(bs), in.Size, p))
+			rep.Inconsistent = append(rep.Inconsistent, fmt.Sprintf("%d blocks for %d bytes: %s", len(bs), in.Size, Printable(p)))
 		}
 		for _, b := range bs {
 			if blobs[b.ID] == nil {
-				blobs[b.ID] = &blobState{key: b.Key, file: p}
+				blobs[b.ID] = &blobState{key: b.Key, file: Printable(p)}
 			}
 		}
 		return nil
