@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,13 +85,13 @@ func (Rfs) Pack(ctx context.Context, src, fl, stores string) error {
 	return nil
 }
 
-// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to.
+// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README).
 func (Rfs) Unpack(ctx context.Context, fl, dir string) error {
-	e, err := load()
+	e, routes, err := loadForRoutes()
 	if err != nil {
 		return err
 	}
-	return flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log})
+	return routeHint(flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log, Routes: routes}))
 }
 
 // Tree prints the flist FL as a tree, exactly as `rfs flist tree` does.
@@ -101,21 +102,25 @@ func (Rfs) Inspect(fl string) error { return flist.Inspect(os.Stdout, fl) }
 
 // Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each).
 func (Rfs) Verify(ctx context.Context, fl string) error {
+	e, routes, err := loadForRoutes()
+	if err != nil {
+		return err
+	}
 	deep := truthy(os.Getenv("DEEP"))
-	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Progress: &progress.Options{}})
+	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Routes: routes, Log: e.log, Progress: &progress.Options{}})
 	fmt.Println(rep)
-	return err
+	return routeHint(err)
 }
 
 // Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts).
 func (Rfs) Mount(ctx context.Context, fl, dir string) error {
-	e, err := load()
+	e, routes, err := loadForRoutes()
 	if err != nil {
 		return err
 	}
-	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Log: e.log})
+	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Routes: routes, Log: e.log})
 	if err != nil {
-		return err
+		return routeHint(err)
 	}
 	e.log.Infof("%s mounted on %s; Ctrl-C unmounts", fl, dir)
 	m.Wait()
@@ -123,6 +128,29 @@ func (Rfs) Mount(ctx context.Context, fl, dir string) error {
 }
 
 func (e *env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
+
+// loadForRoutes loads the config and the route policy of the flist readers:
+// the build's own local store, plus ALLOW_ROUTES ("loopback,dir:///path").
+func loadForRoutes() (*env, store.RoutePolicy, error) {
+	e, err := load()
+	if err != nil {
+		return nil, store.RoutePolicy{}, err
+	}
+	p, err := store.ParseRoutePolicy(os.Getenv("ALLOW_ROUTES"))
+	if err != nil {
+		return nil, p, fmt.Errorf("ALLOW_ROUTES: %w", err)
+	}
+	p.AllowDirs = append(p.AllowDirs, filepath.Join(e.flistDir(), "store"))
+	return e, p, nil
+}
+
+// routeHint says how to allow a refused route.
+func routeHint(err error) error {
+	if errors.Is(err, store.ErrRouteRefused) {
+		return fmt.Errorf("%w (ALLOW_ROUTES=loopback,dir:///path allows these; link-local addresses never)", err)
+	}
+	return err
+}
 
 // s3Config maps config/rfs.conf onto the store's settings.
 func (e *env) s3Config() store.S3Config {

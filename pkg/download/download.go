@@ -22,6 +22,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -50,7 +51,8 @@ func (e *StatusError) Unwrap() error { return ErrStatus }
 const MaxBytes = 256 << 20
 
 // Options configure a Fetcher. The zero value (apart from CacheDir, which
-// File needs) is sensible: http.DefaultClient, 3 retries, no progress output.
+// File needs) is sensible: a client with bounded waits, 3 retries, no
+// progress output.
 type Options struct {
 	// CacheDir holds downloaded files; File needs it, Bytes does not.
 	CacheDir string
@@ -59,8 +61,12 @@ type Options struct {
 	// Retries is how many times a transient failure is retried after the
 	// first attempt: 0 means 3, a negative value means none.
 	Retries int
-	// Client makes the requests; nil means http.DefaultClient.
+	// Client makes the requests; nil means a client with the bounded waits
+	// of Timeouts (package httpclient).
 	Client *http.Client
+	// Timeouts bound the connect, TLS handshake, response headers and every
+	// read of the default client; zero fields take httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// Backoff is the wait before the first retry, doubled for each next one
 	// (capped at 30 s); 0 means 1 s.
 	Backoff time.Duration
@@ -80,7 +86,7 @@ type Fetcher struct {
 // New returns a Fetcher.
 func New(opt Options) *Fetcher {
 	if opt.Client == nil {
-		opt.Client = http.DefaultClient
+		opt.Client = httpclient.NewClient(httpclient.Options{Timeouts: opt.Timeouts})
 	}
 	switch {
 	case opt.Retries == 0:

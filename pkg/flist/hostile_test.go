@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/threefoldtech/zosbuilder/pkg/store"
@@ -380,5 +383,69 @@ func TestPrintQuotesNonPrintable(t *testing.T) {
 		if !strings.Contains(inspect.String(), want) {
 			t.Errorf("inspect lacks %s", want)
 		}
+	}
+}
+
+// TestRoutePolicy is item 6: the routes of an flist cannot send the reader
+// to a link-local address, nor, unless allowed, to loopback or a local
+// directory; the routes used are logged in one line.
+func TestRoutePolicy(t *testing.T) {
+	base := t.TempDir()
+	storeDir := filepath.Join(base, "store")
+	data := []byte("content\n")
+	write := func(name string, routes ...string) string {
+		c := crafted{
+			inodes: []Inode{dirInode(0, "/"), fileInode(1, "f", len(data), 0o644)},
+			files:  map[int]craftedFile{1: {data: data}},
+		}
+		for _, r := range routes {
+			c.routes = append(c.routes, store.Route{Start: 0, End: 255, URL: r})
+		}
+		return c.write(t, filepath.Join(base, name), store.NewDir(storeDir))
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(storeDir)))
+	defer srv.Close()
+	tests := []struct {
+		name    string
+		fl      string
+		allow   store.RoutePolicy
+		refused bool
+	}{
+		{"link-local metadata address", write("meta.fl", "http://169.254.169.254/latest"), store.RoutePolicy{AllowLoopback: true, AllowDirs: []string{"/"}}, true},
+		{"link-local after a good route", write("meta2.fl", "dir://"+storeDir, "http://[fe80::a9fe:a9fe]:80/"), store.RoutePolicy{AllowDirs: []string{storeDir}}, true},
+		{"dir route by default", write("dir.fl", "dir://"+storeDir), store.RoutePolicy{}, true},
+		{"dir route outside the allowed list", write("dir2.fl", "dir://"+storeDir), store.RoutePolicy{AllowDirs: []string{filepath.Join(base, "elsewhere")}}, true},
+		{"dir route allowed", write("dir3.fl", "dir://"+storeDir), store.RoutePolicy{AllowDirs: []string{base}}, false},
+		{"loopback by default", write("lo.fl", srv.URL), store.RoutePolicy{}, true},
+		{"loopback allowed", write("lo2.fl", srv.URL), store.RoutePolicy{AllowLoopback: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, hook := test.NewNullLogger()
+			out := filepath.Join(t.TempDir(), "out")
+			err := Unpack(ctx, tt.fl, out, UnpackOptions{Routes: tt.allow, Log: log})
+			if refused := errors.Is(err, store.ErrRouteRefused); refused != tt.refused {
+				t.Fatalf("Unpack = %v; refused %v, want %v", err, refused, tt.refused)
+			}
+			_, verr := Verify(ctx, tt.fl, VerifyOptions{Routes: tt.allow, Deep: true})
+			if refused := errors.Is(verr, store.ErrRouteRefused); refused != tt.refused {
+				t.Errorf("Verify = %v; refused %v, want %v", verr, refused, tt.refused)
+			}
+			if tt.refused {
+				return
+			}
+			if got, _ := os.ReadFile(filepath.Join(out, "f")); string(got) != string(data) {
+				t.Errorf("f = %q", got)
+			}
+			var lines []string
+			for _, e := range hook.AllEntries() {
+				if strings.Contains(e.Message, "blobs from") {
+					lines = append(lines, e.Message)
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], "00-ff=") {
+				t.Errorf("route log lines: %q", lines)
+			}
+		})
 	}
 }

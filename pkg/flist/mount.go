@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -23,7 +24,15 @@ type MountOptions struct {
 	CacheDir string
 	// Store overrides the flist's routes.
 	Store store.Store
-	// Log receives errors the kernel only sees as EIO.
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
+	// Log receives the routes used and the errors the kernel only sees as
+	// EIO.
 	Log logrus.FieldLogger
 }
 
@@ -50,7 +59,7 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		r.Close()
 		return nil, err

@@ -15,7 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
+
+// localRoutes allows, explicitly, what the tests' flists route to:
+// loopback servers (versitygw, httptest) and dir stores under the
+// temporary directory.
+var localRoutes = store.RoutePolicy{AllowLoopback: true, AllowDirs: []string{os.TempDir()}}
 
 // makeTree builds a source tree with every file type pack handles: regular
 // files at the block boundaries, duplicates and a hardlink (one blob, several

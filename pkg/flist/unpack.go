@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/internal/beneath"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -24,12 +25,20 @@ const DefaultUnpackParallel = 8
 type UnpackOptions struct {
 	// Store overrides the flist's routes.
 	Store store.Store
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// CacheDir, when set, keeps decrypted blocks there (rfs's cache layout)
 	// and reads them from there first.
 	CacheDir string
 	// Parallel is the number of files downloaded at once.
 	Parallel int
-	// Log receives the one warning about skipped device nodes.
+	// Log receives the routes used and the one warning about skipped
+	// device nodes.
 	Log logrus.FieldLogger
 }
 
@@ -48,7 +57,7 @@ func Unpack(ctx context.Context, fl, dir string, opt UnpackOptions) error {
 		return err
 	}
 	defer r.Close()
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		return err
 	}

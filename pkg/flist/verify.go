@@ -7,6 +7,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -23,6 +26,15 @@ type VerifyOptions struct {
 	Deep bool
 	// Store overrides the flist's routes.
 	Store store.Store
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
+	// Log receives the routes used; nil is silent.
+	Log logrus.FieldLogger
 	// Parallel is the number of blobs checked at once; default DefaultParallel.
 	Parallel int
 	// Progress, when not nil, reports the blobs checked.
@@ -84,7 +96,7 @@ func Verify(ctx context.Context, fl string, opt VerifyOptions) (VerifyReport, er
 		return rep, err
 	}
 	defer r.Close()
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		return rep, err
 	}

@@ -23,7 +23,7 @@ type Dir struct {
 	url  string
 }
 
-func openDir(rawURL string) (*Dir, error) {
+func openDir(rawURL string, opt Options) (*Dir, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
@@ -31,6 +31,11 @@ func openDir(rawURL string) (*Dir, error) {
 	if u.Host != "" || !filepath.IsAbs(u.Path) {
 		return nil, fmt.Errorf("store %s: dir:// needs an absolute path (dir:///abs/path): %w",
 			Redact(rawURL), ErrInvalidURL)
+	}
+	if opt.Policy != nil {
+		if err := opt.Policy.checkDir(u.Path); err != nil {
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+		}
 	}
 	return NewDir(u.Path), nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
 // HTTP is a read-only store served over HTTP(S), typically a dir store behind
@@ -16,12 +18,17 @@ type HTTP struct {
 	client *http.Client
 }
 
-func openHTTP(rawURL string) (*HTTP, error) {
+func openHTTP(rawURL string, opt Options) (*HTTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
 	}
-	return &HTTP{base: u, url: rawURL, client: http.DefaultClient}, nil
+	if opt.Policy != nil {
+		if err := opt.Policy.checkHost(u.Hostname()); err != nil {
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+		}
+	}
+	return &HTTP{base: u, url: rawURL, client: httpclient.NewClient(*opt.transport(0))}, nil
 }
 
 func (h *HTTP) candidates(id []byte) []string {

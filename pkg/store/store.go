@@ -82,18 +82,23 @@ type Route struct {
 //	http(s)://HOST[:PORT][/PATH]                            (read-only)
 //
 // zdb:// and server:// answer with an error wrapping ErrNotSupported.
-func Open(rawURL string) (Store, error) {
+// Network stores get the default timeouts and no route policy.
+func Open(rawURL string) (Store, error) { return OpenWith(rawURL, Options{}) }
+
+// OpenWith is Open with timeouts and, for routes read from an flist, a
+// route policy (checked on the URL now and on every address dialled).
+func OpenWith(rawURL string, opt Options) (Store, error) {
 	scheme, _, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		return nil, fmt.Errorf("store %q: missing scheme: %w", Redact(rawURL), ErrInvalidURL)
 	}
 	switch strings.ToLower(scheme) {
 	case "dir":
-		return openDir(rawURL)
+		return openDir(rawURL, opt)
 	case "s3", "s3s":
-		return openS3(rawURL)
+		return openS3(rawURL, opt)
 	case "http", "https":
-		return openHTTP(rawURL)
+		return openHTTP(rawURL, opt)
 	case "zdb", "server":
 		return nil, fmt.Errorf("store %s: %s:// stores are %w (use dir://, s3://, s3s:// or http(s)://)",
 			Redact(rawURL), scheme, ErrNotSupported)
