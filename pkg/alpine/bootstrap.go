@@ -75,10 +75,10 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("bootstrap apk: %s lists no %s", download.Redact(indexURL), apkStaticPackage)
 	}
-	if strings.ContainsAny(entry.Version, "/\\") {
+	name := apkStaticPackage + "-" + entry.Version
+	if err := download.CheckName(name); err != nil || strings.ContainsAny(entry.Version, "/\\") {
 		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", download.Redact(indexURL), entry.Version)
 	}
-	name := apkStaticPackage + "-" + entry.Version
 	dest := filepath.Join(opt.Dir, name)
 	bin := filepath.Join(dest, apkStaticPath)
 	if st, err := os.Stat(bin); err == nil && st.Mode().IsRegular() {

@@ -125,7 +125,10 @@ func (f *Fetcher) File(ctx context.Context, rawURL, sha256hex string) (string, e
 	if f.opt.CacheDir == "" {
 		return "", fmt.Errorf("download %s: no cache directory configured", safe)
 	}
-	dst := f.cachePath(u, rawURL, want)
+	dst, err := f.cachePath(u, rawURL, want)
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
@@ -200,13 +203,20 @@ func isSHA256(s string) bool {
 // cachePath keys the cache by the full URL (credentials included, since two
 // credentials may see two different files) and the pinned checksum, and
 // keeps the URL's base name so the cache is readable by people.
-func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
+// A URL naming no file (an empty path or "/") is cached as "download"; a
+// last element that CheckName refuses ("..", ".", a backslash, NUL) is an
+// error: joined to the cache folder it would name the folder itself or a
+// path outside it.
+func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) (string, error) {
 	sum := sha256.Sum256([]byte(rawURL + "\x00" + want))
-	base := path.Base(u.Path)
-	if base == "." || base == "/" || base == "" {
-		base = "download"
+	base := "download"
+	if strings.Trim(u.Path, "/") != "" {
+		base = path.Base(u.Path)
 	}
-	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base)
+	if err := CheckName(base); err != nil {
+		return "", fmt.Errorf("download %s: the URL's file name: %w", Redact(rawURL), err)
+	}
+	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base), nil
 }
 
 // cachedMatches reports whether dst exists with the wanted hash. A cached file
@@ -225,6 +235,17 @@ func (f *Fetcher) cachedMatches(dst, want string) (bool, error) {
 	}
 	f.log.WithField("file", dst).Warn("cached download has a wrong checksum; fetching it again")
 	return false, os.Remove(dst)
+}
+
+// CheckName refuses a file name that came from a URL or an index (a
+// mirror's latest-releases.yaml, an APKINDEX) and is to become a local file
+// name: it must not be empty, "." or "..", nor hold '/', '\\' or NUL,
+// any of which would name another folder or a path outside the one meant.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("unsafe file name %q", name)
+	}
+	return nil
 }
 
 // HashFile returns the lowercase hex sha256 of the file at path.
