@@ -167,15 +167,11 @@ func (u *unpacker) node(rel string, in *Inode) error {
 		u.dirs = append(u.dirs, unpackJob{rel, *in})
 		return d.Close()
 	}
-	parent, name := beneath.Split(rel)
-	dir, err := u.root.Dir(parent, false)
+	dir, name, err := u.leaf(rel)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	if err := beneath.RemoveLeaf(dir, name); err != nil {
-		return err
-	}
 	dirfd := int(dir.Fd())
 	switch in.Type() {
 	case TypeSymlink:
@@ -219,15 +215,11 @@ func (u *unpacker) file(ctx context.Context, rel string, in *Inode) (err error) 
 	if err := checkBlockCount(in, blocks); err != nil {
 		return err
 	}
-	parent, name := beneath.Split(rel)
-	dir, err := u.root.Dir(parent, false)
+	dir, name, err := u.leaf(rel)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	if err := beneath.RemoveLeaf(dir, name); err != nil {
-		return err
-	}
 	f, err := beneath.Create(dir, name)
 	if err != nil {
 		return err
@@ -250,6 +242,22 @@ func (u *unpacker) file(ctx context.Context, rel string, in *Inode) (err error) 
 		}
 	}
 	return beneath.SetFile(f, u.owner, int(in.UID), int(in.GID), in.Perm(), time.Unix(in.Mtime, 0))
+}
+
+// leaf opens the parent directory of rel and clears the way for rel's
+// base name: an earlier run's file or symlink there is removed, never
+// followed. The caller closes dir.
+func (u *unpacker) leaf(rel string) (dir *os.File, name string, err error) {
+	parent, name := beneath.Split(rel)
+	dir, err = u.root.Dir(parent, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := beneath.RemoveLeaf(dir, name); err != nil {
+		dir.Close()
+		return nil, "", err
+	}
+	return dir, name, nil
 }
 
 // dirMeta applies a directory's owner, mode and times on its descriptor.
