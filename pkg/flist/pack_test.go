@@ -250,6 +250,9 @@ func TestPackFailure(t *testing.T) {
 	if !strings.Contains(err.Error(), ue.Files[0]) {
 		t.Errorf("message does not name %s: %v", ue.Files[0], err)
 	}
+	if !strings.Contains(err.Error(), "after 2 attempts") {
+		t.Errorf("message does not say how many attempts were made: %v", err)
+	}
 	left, _ := os.ReadDir(out)
 	for _, e := range left {
 		t.Errorf("left behind: %s", e.Name())
