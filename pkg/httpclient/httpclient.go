@@ -101,7 +101,10 @@ func NewTransport(opt Options) *http.Transport {
 			}
 			return &idleConn{Conn: c, idle: t.Idle}, nil
 		},
-		ForceAttemptHTTP2:     true,
+		ForceAttemptHTTP2: true,
+		// What is fetched is checked against hashes of the stored bytes
+		// (sha256, blob ids): no transparent gzip decoding.
+		DisableCompression:    true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   opt.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
