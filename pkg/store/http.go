@@ -28,7 +28,7 @@ func openHTTP(rawURL string, opt Options) (*HTTP, error) {
 			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
 		}
 	}
-	return &HTTP{base: u, url: rawURL, client: httpclient.NewClient(*opt.transport(0))}, nil
+	return &HTTP{base: u, url: rawURL, client: httpclient.NewClient(opt.transport(0))}, nil
 }
 
 func (h *HTTP) candidates(id []byte) []string {

@@ -135,9 +135,9 @@ type Options struct {
 	Policy *RoutePolicy
 }
 
-// transport is the HTTP transport of a store opened with o.
-func (o Options) transport(maxIdlePerHost int) *httpclient.Options {
-	h := &httpclient.Options{Timeouts: o.Timeouts, MaxIdleConnsPerHost: maxIdlePerHost}
+// transport is the HTTP transport configuration of a store opened with o.
+func (o Options) transport(maxIdlePerHost int) httpclient.Options {
+	h := httpclient.Options{Timeouts: o.Timeouts, MaxIdleConnsPerHost: maxIdlePerHost}
 	if o.Policy != nil {
 		h.Allow = o.Policy.CheckAddr
 	}

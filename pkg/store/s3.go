@@ -82,7 +82,7 @@ func (t s3Target) client(opt Options) (*minio.Client, error) {
 		region = defaultRegion
 	}
 	// Pack uploads many small objects in parallel; keep their connections.
-	tr := httpclient.NewTransport(*opt.transport(64))
+	tr := httpclient.NewTransport(opt.transport(64))
 	c, err := minio.New(t.hostPort, &minio.Options{
 		Creds:        credentials.NewStaticV4(t.access, t.secret, ""),
 		Secure:       t.secure,
