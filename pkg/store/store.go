@@ -7,7 +7,9 @@
 // route written into an flist by this package is understood by the rfs tool on
 // Zero-OS nodes, and the routes rfs writes are understood here. Credentials
 // carried in a URL never appear in errors: every message names the store by
-// its redacted URL.
+// its redacted URL. No read returns more than MaxBlobSize bytes, every network
+// wait is bounded (package httpclient), and routes read from an flist are
+// opened under a RoutePolicy (OpenWith, OpenRoutesWith).
 package store
 
 import (
