@@ -56,7 +56,7 @@ func (Rfs) Pack(ctx context.Context, src, fl, stores string) error {
 	return e.PackFlist(ctx, src, fl, stores)
 }
 
-// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to.
+// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README).
 func (Rfs) Unpack(ctx context.Context, fl, dir string) error {
 	e, err := load()
 	if err != nil {
@@ -105,7 +105,11 @@ func editStores(ctx context.Context, fl, stores string, edit pipeline.RouteEdit)
 
 // Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each).
 func (Rfs) Verify(ctx context.Context, fl string) error {
-	return pipeline.VerifyFlist(ctx, os.Stdout, fl)
+	e, err := load()
+	if err != nil {
+		return err
+	}
+	return e.VerifyFlist(ctx, os.Stdout, fl)
 }
 
 // Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts).

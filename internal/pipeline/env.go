@@ -21,10 +21,11 @@ import (
 // Env is what every target needs: the project root, the loaded config, the
 // stage engine and the logger. It is loaded once per mage process.
 type Env struct {
-	root   string
-	cfg    *config.Config
-	engine *stage.Engine
-	log    *logrus.Logger
+	root    string
+	cfg     *config.Config
+	engine  *stage.Engine
+	log     *logrus.Logger
+	environ []string
 
 	kverOnce sync.Once
 	kver     string
@@ -84,8 +85,12 @@ func Load(opt Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Env{root: root, cfg: cfg, engine: engine, log: log}, nil
+	return &Env{root: root, cfg: cfg, engine: engine, log: log, environ: opt.Environ}, nil
 }
+
+// getenv is the value of the environment variable name in the environment
+// the Env was loaded with.
+func (e *Env) getenv(name string) string { return getenv(e.environ, name) }
 
 // getenv is os.Getenv over environ (NAME=value lines; the last one wins).
 func getenv(environ []string, name string) string {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,28 +65,59 @@ func (e *Env) PackFlist(ctx context.Context, src, fl, stores string) error {
 	return nil
 }
 
-// UnpackFlist extracts the flist fl into dir, fetching blobs from the stores it routes to.
+// UnpackFlist extracts the flist fl into dir, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README).
 func (e *Env) UnpackFlist(ctx context.Context, fl, dir string) error {
-	return flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log})
+	routes, err := e.readRoutes()
+	if err != nil {
+		return err
+	}
+	return routeHint(flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log, Routes: routes}))
 }
 
 // VerifyFlist checks that every block of the flist fl is in its routed store (DEEP=1 also decrypts and checks each) and prints the report.
-func VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
-	deep := truthy(os.Getenv("DEEP"))
-	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Progress: &progress.Options{}})
+func (e *Env) VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
+	routes, err := e.readRoutes()
+	if err != nil {
+		return err
+	}
+	deep := truthy(e.getenv("DEEP"))
+	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Routes: routes, Log: e.log, Progress: &progress.Options{}})
 	fmt.Fprintln(w, rep)
-	return err
+	return routeHint(err)
 }
 
 // MountFlist mounts the flist fl read-only at dir with FUSE until ctx ends or it is unmounted.
 func (e *Env) MountFlist(ctx context.Context, fl, dir string) error {
-	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Log: e.log})
+	routes, err := e.readRoutes()
 	if err != nil {
 		return err
+	}
+	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Routes: routes, Log: e.log})
+	if err != nil {
+		return routeHint(err)
 	}
 	e.log.Infof("%s mounted on %s; Ctrl-C unmounts", fl, dir)
 	m.Wait()
 	return nil
+}
+
+// readRoutes is the route policy of the flist readers: the build's own
+// local store, plus ALLOW_ROUTES ("loopback,dir:///path").
+func (e *Env) readRoutes() (store.RoutePolicy, error) {
+	p, err := store.ParseRoutePolicy(e.getenv("ALLOW_ROUTES"))
+	if err != nil {
+		return p, fmt.Errorf("ALLOW_ROUTES: %w", err)
+	}
+	p.AllowDirs = append(p.AllowDirs, filepath.Join(e.flistDir(), "store"))
+	return p, nil
+}
+
+// routeHint says how to allow a refused route.
+func routeHint(err error) error {
+	if errors.Is(err, store.ErrRouteRefused) {
+		return fmt.Errorf("%w (ALLOW_ROUTES=loopback,dir:///path allows these; link-local addresses never)", err)
+	}
+	return err
 }
 
 // RouteEdit changes the routes of a flist and returns the new ones (flist.AddRoutes, flist.SetRoutes).

@@ -66,11 +66,14 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("bootstrap apk: %s lists no %s", download.Redact(repo+"/APKINDEX.tar.gz"), apkStaticPackage)
 	}
+	name := apkStaticPackage + "-" + entry.Version
+	if err := download.CheckName(name); err != nil {
+		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", download.Redact(repo+"/APKINDEX.tar.gz"), entry.Version)
+	}
 	pkgURL, err := entry.URL()
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(repo+"/APKINDEX.tar.gz"), err)
 	}
-	name := apkStaticPackage + "-" + entry.Version
 	dest := filepath.Join(opt.Dir, name)
 	bin := filepath.Join(dest, apkStaticPath)
 	if st, err := os.Stat(bin); err == nil && st.Mode().IsRegular() {

@@ -182,7 +182,9 @@ func TestFullSetFromDebianFirmwareReadsBackFromFlist(t *testing.T) {
 	first := pack()
 	t.Logf("pack: %s", first)
 	out := filepath.Join(t.TempDir(), "unpacked")
-	if err := flist.Unpack(t.Context(), fl, out, flist.UnpackOptions{}); err != nil {
+	// The test's own dir store: allowed explicitly, as every reader must.
+	routes := store.RoutePolicy{AllowDirs: []string{os.TempDir()}}
+	if err := flist.Unpack(t.Context(), fl, out, flist.UnpackOptions{Routes: routes}); err != nil {
 		t.Fatal(err)
 	}
 	got := listTree(t, out)

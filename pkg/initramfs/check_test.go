@@ -91,7 +91,7 @@ func base() []entry {
 
 // rawArchive writes entries as a cpio compressed with the Go encoder and the
 // given xz check.
-func rawArchive(t *testing.T, entries []entry, check byte) string {
+func rawArchive(t testing.TB, entries []entry, check byte) string {
 	t.Helper()
 	var c bytes.Buffer
 	w := cpio.NewWriter(&c)

@@ -45,6 +45,9 @@ func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body 
 	head, _ := br.Peek(len(xzMagic) + 2)
 	var src io.Reader = br
 	switch {
+	case bytes.HasPrefix(head, xzMagic) && len(head) < len(xzMagic)+2:
+		// The stream flags are missing (found by FuzzCheck).
+		return info, fmt.Errorf("xz: stream header truncated after %d bytes", len(head))
 	case bytes.HasPrefix(head, xzMagic):
 		info.check = checkNames[head[7]&0x0f]
 		if info.check == "" {

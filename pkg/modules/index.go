@@ -398,10 +398,10 @@ func (ix *Index) parseConfig(path string) error {
 			cont = strings.TrimSuffix(line, "\\")
 			continue
 		}
-		if line == "" || line[0] == '#' {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0][0] == '#' { // a blank line, or one of spaces (found by FuzzIndex)
 			continue
 		}
-		f := strings.Fields(line)
 		switch {
 		case f[0] == "alias" && len(f) >= 3:
 			ix.configAliases = append(ix.configAliases, aliasTarget{pattern: Normalize(f[1]), module: Normalize(f[2])})
