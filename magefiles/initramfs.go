@@ -15,6 +15,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
+	"github.com/threefoldtech/zosbuilder/pkg/sbom"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
@@ -97,16 +98,21 @@ func (e *env) gitRevision() string {
 func initramfsCreate(e *env) stage.Stage {
 	return stage.Stage{
 		Config:  e.values("ZEROOS_BRANDING", "SOURCE_DATE_EPOCH", "INITRAMFS_COMPRESSION"),
-		Outputs: []string{e.initramfsPath()},
+		Outputs: []string{e.initramfsPath(), e.sbomPath()},
 		Run: func(ctx context.Context) error {
-			var when time.Time
+			when := time.Now()
 			if e.cfg.SourceDateEpoch != nil {
 				when = time.Unix(*e.cfg.SourceDateEpoch, 0)
 			}
 			// Customize logs the build id it wrote.
-			if _, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
-				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(), Log: e.log,
-			}); err != nil {
+			id, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
+				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(),
+				Derived: []string{"/" + sbom.EmbeddedPath}, Log: e.log,
+			})
+			if err != nil {
+				return err
+			}
+			if err := e.writeSBOM(ctx, id, when); err != nil {
 				return err
 			}
 			return e.packInitramfs(ctx, e.cfg.InstallDir, e.initramfsPath())
