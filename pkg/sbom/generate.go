@@ -441,7 +441,7 @@ func flistOwner(src FlistSource, mount string, f *File, image map[string]*File) 
 	if pkg := src.Packages[f.Path]; pkg != "" {
 		return KindFirmware, pkg
 	}
-	if in, ok := image[path.Join(mount, f.Path)]; ok && in.SHA256 == f.SHA256 {
+	if in, ok := image[path.Join(mount, f.Path)]; ok && in.Size == f.Size && sameContent(*in, *f) {
 		return KindFirmware, in.Owner
 	}
 	return KindFirmware, ""

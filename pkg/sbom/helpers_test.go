@@ -185,12 +185,18 @@ func (im *image) build(t testing.TB) (string, *Inventory) {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(im.dist, "initramfs.cpio.xz")
+	packOnly(t, im.root, archive)
+	return archive, inv
+}
+
+// packOnly packs root into archive as initramfs_create does.
+func packOnly(t testing.TB, root, archive string) {
+	t.Helper()
 	epoch := testEpoch.Unix()
-	if err := initramfs.Pack(context.Background(), im.root, archive, initramfs.Options{
+	if err := initramfs.Pack(context.Background(), root, archive, initramfs.Options{
 		Compression: initramfs.CompressionGo, SourceDateEpoch: &epoch}); err != nil {
 		t.Fatal(err)
 	}
-	return archive, inv
 }
 
 // fakeKernel wraps an initramfs archive the way a bzImage embeds it: a

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
+	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
@@ -156,7 +157,8 @@ func fromArchive(ctx context.Context, format string, walk func(walkFunc) error) 
 			}
 			r = io.TeeReader(body, &keep)
 		}
-		s, err := hashReader(r, false)
+		// The block keys identify the files of the embedded manifests.
+		s, err := hashReader(r, true)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
@@ -164,7 +166,7 @@ func fromArchive(ctx context.Context, format string, walk func(walkFunc) error) 
 			small[name] = keep.Bytes()
 		}
 		if name != EmbeddedPath {
-			files = append(files, File{Path: name, Size: h.Size, SHA1: s.sha1, SHA256: s.sha256})
+			files = append(files, File{Path: name, Size: h.Size, SHA1: s.sha1, SHA256: s.sha256, blocks: blocksID(s.keys)})
 		}
 		return nil
 	})
@@ -277,11 +279,7 @@ func embeddedFlists(ctx context.Context, inv *Inventory, small map[string][]byte
 		src := FlistSource{Kind: fl.Kind}
 		for _, m := range files {
 			f := m.File
-			h := sha256.New()
-			for _, k := range m.keys {
-				h.Write(k[:])
-			}
-			f.blocks = hex.EncodeToString(h.Sum(nil))
+			f.blocks = blocksID(m.keys)
 			f.Kind, f.Owner = flistOwner(src, fl.MountPoint, &f, image)
 			fl.Files = append(fl.Files, f)
 		}
@@ -324,4 +322,14 @@ func withFiles(pkgs, db []Package) []Package {
 		pkgs[i].Files = files[pkgs[i].Name]
 	}
 	return pkgs
+}
+
+// blocksID identifies a file's content by its flist block keys: what an
+// flist manifest alone tells about a file.
+func blocksID(keys [][flist.HashSize]byte) string {
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write(k[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
