@@ -25,6 +25,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/components"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
+	"github.com/threefoldtech/zosbuilder/pkg/modules"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
 )
 
@@ -433,7 +434,7 @@ func sameKeys(a, b [][flist.HashSize]byte) bool {
 // names, else to the owner of the same file in the image.
 func flistOwner(src FlistSource, mount string, f *File, image map[string]*File) (Kind, string) {
 	if src.Kind == FlistModules {
-		if IsModule(f.Path) {
+		if modules.IsModuleFile(f.Path) {
 			return KindModule, OwnerModules
 		}
 		return KindGenerated, "kernel_modules"

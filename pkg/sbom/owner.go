@@ -60,19 +60,6 @@ func configRules() []rule {
 	}
 }
 
-// moduleExts are the file names of kernel modules, compressed or not.
-var moduleExts = []string{".ko", ".ko.xz", ".ko.gz", ".ko.zst"}
-
-// IsModule reports whether name is a kernel module file.
-func IsModule(name string) bool {
-	for _, ext := range moduleExts {
-		if strings.HasSuffix(name, ext) {
-			return true
-		}
-	}
-	return false
-}
-
 // owners explains the files of one image.
 type owners struct {
 	apk        map[string]string // path -> apk package
@@ -107,7 +94,7 @@ func (o *owners) explain(p string) (Kind, string) {
 	if c, ok := o.components[p]; ok {
 		return KindComponent, c
 	}
-	isModule := strings.HasPrefix(p, "lib/modules/") && IsModule(p)
+	isModule := strings.HasPrefix(p, "lib/modules/") && modules.IsModuleFile(p)
 	isFirmware := strings.HasPrefix(p, "lib/firmware/")
 	if pkg, ok := o.apk[p]; ok {
 		switch {
