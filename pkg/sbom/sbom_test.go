@@ -16,6 +16,7 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdxlib"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
@@ -265,10 +266,7 @@ func TestEmbeddedCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tool := range [][]string{{"xz", "-dc"}, {"busybox", "xzcat"}} {
-		if _, err := exec.LookPath(tool[0]); err != nil {
-			continue // the Go reader below still checks it
-		}
-		cmd := exec.Command(tool[0], tool[1:]...)
+		cmd := exec.Command(testutil.RequireTool(t, tool[0]), tool[1:]...)
 		cmd.Stdin = bytes.NewReader(data)
 		out, err := cmd.Output()
 		if err != nil || !bytes.HasPrefix(out, []byte(`{"spdxVersion":"SPDX-2.3"`)) {
