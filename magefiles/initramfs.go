@@ -23,7 +23,7 @@ func (Initramfs) Cleanup(ctx context.Context) error { return runStage(ctx, "clea
 // Validate checks /init, zinit and its units, core commands and every ELF file's interpreter and libraries (stage validation).
 func (Initramfs) Validate(ctx context.Context) error { return runStage(ctx, "validation") }
 
-// Create brands the image, writes its build id and packs INSTALL_DIR into dist/initramfs.cpio.xz (stage initramfs_create).
+// Create brands the image, writes its build id and SBOM (dist/sbom.spdx.json) and packs INSTALL_DIR into dist/initramfs.cpio.xz (stage initramfs_create).
 func (Initramfs) Create(ctx context.Context) error { return runStage(ctx, "initramfs_create") }
 
 // Test checks the archive just written (/init, zinit, /dev/console, safe names), prints its size and largest entries (stage initramfs_test).

@@ -102,7 +102,7 @@ func TestMageListsTargets(t *testing.T) {
 		"initramfs:list", "rfs:pack", "rfs:unpack", "rfs:tree", "rfs:inspect", "rfs:verify", "rfs:mount",
 		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "rfs:stores", "rfs:storesAdd", "rfs:storesSet", "rfs:storesDelete",
 		"zinit:check", "fixtures:offline",
-		"bench:initramfs", "bench:rfs",
+		"bench:initramfs", "bench:rfs", "image:sbom", "image:diff",
 	} {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {

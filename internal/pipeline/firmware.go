@@ -57,24 +57,26 @@ func (e *Env) firmwareReportTree(ctx context.Context) (firmware.Tree, string, er
 // firmwareTree assembles what the firmware flist packs: with
 // FIRMWARE_FLIST_SOURCE=alpine every linux-firmware* package of the mirror
 // (verified with Alpine's keys and ALPINE_EXTRA_KEYS) with FIRMWARE_DIR on
-// top, else firmwareFlistSource.
-func (e *Env) firmwareTree(ctx context.Context, log logrus.FieldLogger) (string, error) {
+// top, else firmwareFlistSource. Owners names the package of each file,
+// when known.
+func (e *Env) firmwareTree(ctx context.Context, log logrus.FieldLogger) (tree string, owners map[string]string, err error) {
 	if e.cfg.FirmwareFlistSource != "alpine" {
-		return e.firmwareFlistSource()
+		tree, err := e.firmwareFlistSource()
+		return tree, nil, err
 	}
 	keys, err := alpine.TrustedKeys(e.cfg.AlpineExtraKeys)
 	if err != nil {
-		return "", fmt.Errorf("ALPINE_EXTRA_KEYS: %w", err)
+		return "", nil, fmt.Errorf("ALPINE_EXTRA_KEYS: %w", err)
 	}
 	full, err := firmware.FullSet(ctx, firmware.FullOptions{
 		Source: e.alpineSource(), Keys: keys, Fetcher: e.fetcher(log), Dir: filepath.Join(e.cfg.CacheDir, "linux-firmware"),
 		Overlay: e.cfg.FirmwareDir, Progress: &progress.Options{Log: log}, Log: log,
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	log.Infof("firmware flist: %s", full)
-	return full.Tree, nil
+	return full.Tree, full.Owners, nil
 }
 
 // firmwareFlistSource is what the firmware flist packs: the repository's

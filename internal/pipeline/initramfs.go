@@ -14,6 +14,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
+	"github.com/threefoldtech/zosbuilder/pkg/sbom"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
@@ -66,16 +67,22 @@ func (e *Env) gitRevision() string {
 func initramfsCreate(e *Env) stage.Stage {
 	return stage.Stage{
 		Config:  e.values("ZEROOS_BRANDING", "SOURCE_DATE_EPOCH", "INITRAMFS_COMPRESSION"),
-		Outputs: []string{e.initramfsPath()},
+		Outputs: []string{e.initramfsPath(), e.sbomPath()},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
-			var when time.Time
+			when := time.Now()
 			if e.cfg.SourceDateEpoch != nil {
 				when = time.Unix(*e.cfg.SourceDateEpoch, 0)
 			}
-			// Customize logs the build id it wrote.
-			if _, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
-				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(), Log: log,
-			}); err != nil {
+			// Customize logs the build id it wrote. The SBOM names the
+			// build id, so the id does not cover the SBOM's copy.
+			id, err := rootfs.Customize(e.cfg.InstallDir, rootfs.CustomizeOptions{
+				Branding: e.cfg.ZeroOSBranding, Time: when, GitRevision: e.gitRevision(),
+				Derived: []string{"/" + sbom.EmbeddedPath}, Log: log,
+			})
+			if err != nil {
+				return err
+			}
+			if err := e.writeSBOM(ctx, log, id, when); err != nil {
 				return err
 			}
 			return e.packInitramfs(ctx, log, e.cfg.InstallDir, e.initramfsPath())

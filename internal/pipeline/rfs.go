@@ -16,6 +16,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
+	"github.com/threefoldtech/zosbuilder/pkg/sbom"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -230,17 +231,18 @@ func (e *Env) pack(ctx context.Context, log logrus.FieldLogger, src, fl string) 
 	return nil
 }
 
-func (e *Env) packModules(ctx context.Context, log logrus.FieldLogger) (string, error) {
+func (e *Env) packModules(ctx context.Context, log logrus.FieldLogger) (sbom.FlistSource, error) {
 	full, err := e.fullVersion(ctx)
 	if err != nil {
-		return "", err
+		return sbom.FlistSource{}, err
 	}
 	root, err := e.modulesRoot(full)
 	if err != nil {
-		return "", err
+		return sbom.FlistSource{}, err
 	}
-	fl := filepath.Join(e.flistDir(), "modules-"+full+".fl")
-	return fl, e.pack(ctx, log, filepath.Join(root, "lib", "modules", full), fl)
+	fl := sbom.FlistSource{Path: filepath.Join(e.flistDir(), "modules-"+full+".fl"), Kind: sbom.FlistModules,
+		MountPoint: "lib/modules/" + full, Source: filepath.Join(root, "lib", "modules", full)}
+	return fl, e.pack(ctx, log, fl.Source, fl.Path)
 }
 
 // firmwareTag is FIRMWARE_TAG, else the build date (SOURCE_DATE_EPOCH's
@@ -256,16 +258,17 @@ func (e *Env) firmwareTag() string {
 	return t.UTC().Format("20060102")
 }
 
-func (e *Env) packFirmware(ctx context.Context, log logrus.FieldLogger) (string, error) {
-	src, err := e.firmwareTree(ctx, log)
+func (e *Env) packFirmware(ctx context.Context, log logrus.FieldLogger) (sbom.FlistSource, error) {
+	src, owners, err := e.firmwareTree(ctx, log)
 	if err != nil {
-		return "", err
+		return sbom.FlistSource{}, err
 	}
 	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
+		return sbom.FlistSource{}, err
 	}
-	fl := filepath.Join(e.flistDir(), "firmware-"+e.firmwareTag()+".fl")
-	return fl, e.pack(ctx, log, src, fl)
+	fl := sbom.FlistSource{Path: filepath.Join(e.flistDir(), "firmware-"+e.firmwareTag()+".fl"), Kind: sbom.FlistFirmware,
+		MountPoint: "lib/firmware", Source: src, Packages: owners}
+	return fl, e.pack(ctx, log, src, fl.Path)
 }
 
 func (e *Env) uploadManifests(ctx context.Context, log logrus.FieldLogger, fls []string) error {
@@ -325,7 +328,7 @@ func rfsFlists(e *Env) stage.Stage {
 			}
 			// The full set is known only now: report against it.
 			if e.cfg.FirmwareFlistSource == "alpine" {
-				tree, err := firmware.FlistTree(ctx, fwFL)
+				tree, err := firmware.FlistTree(ctx, fwFL.Path)
 				if err != nil {
 					return err
 				}
@@ -335,14 +338,23 @@ func rfsFlists(e *Env) stage.Stage {
 			}
 			fwName := "firmware-latest.fl"
 			if e.cfg.FirmwareTag != "" {
-				fwName = filepath.Base(fwFL)
+				fwName = filepath.Base(fwFL.Path)
 			}
-			for src, name := range map[string]string{modFL: filepath.Base(modFL), fwFL: fwName} {
-				if err := fsutil.CopyFile(src, filepath.Join(embedded, name), 0o644); err != nil {
+			// The image carries the manifests; the SBOM (initramfs_create)
+			// describes them with the trees they were packed from.
+			var packed []sbom.FlistSource
+			for _, fl := range []struct {
+				src  sbom.FlistSource
+				name string
+			}{{modFL, filepath.Base(modFL.Path)}, {fwFL, fwName}} {
+				dst := filepath.Join(embedded, fl.name)
+				if err := fsutil.CopyFile(fl.src.Path, dst, 0o644); err != nil {
 					return err
 				}
+				fl.src.Path = dst
+				packed = append(packed, fl.src)
 			}
-			return nil
+			return e.writePackedFlists(packed)
 		},
 	}
 }

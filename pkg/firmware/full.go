@@ -72,6 +72,9 @@ type Full struct {
 	Tree string
 	// Packages are the linux-firmware* index entries, by name.
 	Packages []alpine.IndexEntry
+	// Owners names the package of each file and symlink of Tree (by path
+	// relative to it); files from the overlay have none.
+	Owners map[string]string
 	// Fetched counts the packages downloaded and unpacked by this call;
 	// the others were unpacked by an earlier one.
 	Fetched int
@@ -345,6 +348,12 @@ func (f *Full) plan(dirs []string, opt FullOptions) (map[string]entry, error) {
 	}
 	if err := f.overlay(want, owner, opt.Overlay); err != nil {
 		return nil, fmt.Errorf("FIRMWARE_DIR: %w", err)
+	}
+	f.Owners = map[string]string{}
+	for rel, e := range want {
+		if e.kind != fs.ModeDir && !e.overlay {
+			f.Owners[rel] = owner[rel]
+		}
 	}
 	for _, e := range want {
 		switch e.kind {

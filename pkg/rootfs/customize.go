@@ -36,7 +36,11 @@ type CustomizeOptions struct {
 	Time time.Time
 	// GitRevision of the builder's repository ("" when unknown).
 	GitRevision string
-	Log         logrus.FieldLogger
+	// Derived are files written after Customize from its result (the
+	// SBOM, which records the build id), as absolute in-root paths: like
+	// the branding, they are left out of the fingerprint.
+	Derived []string
+	Log     logrus.FieldLogger
 }
 
 // Consoles are the terminals the shipped getty units serve; root must be
@@ -58,7 +62,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 	}
 	id := opt.BuildID
 	if id == "" {
-		fp, err := Fingerprint(root, brandingFiles()...)
+		fp, err := Fingerprint(root, append(brandingFiles(), opt.Derived...)...)
 		if err != nil {
 			return "", err
 		}
