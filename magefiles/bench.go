@@ -38,7 +38,7 @@ func (Bench) Rfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opt := flistbench.Options{TmpfsDir: "/dev/shm", Log: e.log, Tree: os.Getenv("BENCH_RFS_TREE")}
+	opt := flistbench.Options{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
 	if v := os.Getenv("BENCH_RFS_MB"); v != "" {
 		mb, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || mb <= 0 {

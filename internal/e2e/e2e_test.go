@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 )
 
 // repoRoot is the repository under test.
@@ -100,11 +102,33 @@ func TestMageListsTargets(t *testing.T) {
 		"initramfs:list", "rfs:pack", "rfs:unpack", "rfs:tree", "rfs:inspect", "rfs:verify", "rfs:mount",
 		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "rfs:stores", "rfs:storesAdd", "rfs:storesSet", "rfs:storesDelete",
 		"zinit:check", "fixtures:offline",
-		"bench:initramfs", "bench:rfs",
+		"bench:initramfs", "bench:rfs", "image:sbom", "image:diff",
 	} {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {
 			t.Errorf("mage -l has no described target %s", target)
+		}
+	}
+	// The pipeline's table names, for each stage, the target that runs it.
+	for stage, target := range pipeline.StageTargets() {
+		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+.*\(stage ` + stage + `\)\.?$`)
+		if !re.MatchString(out) {
+			t.Errorf("mage -l: target %s does not say it runs stage %s", target, stage)
+		}
+	}
+}
+
+// The mage binary links no test code: packages that import testing (test
+// helpers, the S3 test server's StartT) stay out of the product.
+func TestMageLinksNoTestCode(t *testing.T) {
+	goTool := testutil.RequireTool(t, "go")
+	out, err := run(t, repoRoot(t), nil, goTool, "list", "-deps", "-tags", "mage", "./magefiles")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(out) {
+		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/s3test") || strings.HasSuffix(pkg, "/internal/testutil") {
+			t.Errorf("the mage targets link %s", pkg)
 		}
 	}
 }
@@ -202,9 +226,32 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	t.Logf("offline build from clean: %s", time.Since(start).Round(time.Second))
 	for _, stage := range []string{"alpine_extract", "alpine_firmware", "components_build", "kernel_modules",
 		"zinit_setup", "modules_copy", "cleanup", "validation", "rfs_flists", "initramfs_create", "kernel_build"} {
-		if !strings.Contains(out, stage+": done in") {
+		if !strings.Contains(out, "["+stage+"] done in") {
 			t.Errorf("stage %s did not run:\n%s", stage, out)
 		}
+	}
+
+	// The firmware flist is the fixture mirror's full linux-firmware set
+	// (Debian's firmware, verified with the fixture key), FIRMWARE_DIR on top.
+	if !strings.Contains(out, "firmware flist: 49 linux-firmware packages (49 fetched") {
+		t.Errorf("rfs_flists did not assemble the full firmware set:\n%s", out)
+	}
+	fls, _ := filepath.Glob(filepath.Join(dir, "work/offline/dist/flists/firmware-*.fl"))
+	if len(fls) != 1 {
+		t.Fatalf("firmware flists: %v", fls)
+	}
+	tree, err := firmware.FlistTree(t.Context(), fls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fw := range []string{"rtl_nic/rtl8168h-2.fw", "i915/kbl_dmc_ver1_04.bin", "fixture/fixture-nic.bin"} {
+		if _, ok := tree.Find(fw); !ok {
+			t.Errorf("the firmware flist has no %s", fw)
+		}
+	}
+	report, err := mage(t, dir, env, "firmware:report")
+	if err != nil || !strings.Contains(report, "in the firmware flist ("+fls[0]+")") {
+		t.Errorf("firmware:report: %v\n%s", err, report)
 	}
 
 	kernel := filepath.Join(dir, "work/offline/dist/vmlinuz.efi")
@@ -229,7 +276,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 
 	// Nothing changed: no stage does any work.
 	out, err = mage(t, dir, env, "build")
-	if err != nil || strings.Contains(out, ": running (") {
+	if err != nil || strings.Contains(out, "] running (") {
 		t.Errorf("second build: %v\n%s", err, out)
 	}
 
@@ -238,7 +285,7 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 	archive := filepath.Join(dir, "work/offline/dist/initramfs.cpio.xz")
 	before, _ := os.ReadFile(archive)
 	out, err = run(t, dir, env, "scripts/build.sh", "--rebuild-from", "initramfs_create")
-	if err != nil || !strings.Contains(out, "initramfs_create: running") || !strings.Contains(out, "kernel_build: running") {
+	if err != nil || !strings.Contains(out, "[initramfs_create] running") || !strings.Contains(out, "[kernel_build] running") {
 		t.Fatalf("build.sh --rebuild-from initramfs_create: %v\n%s", err, out)
 	}
 	after, _ := os.ReadFile(archive)

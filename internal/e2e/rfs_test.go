@@ -204,7 +204,8 @@ UPLOAD_MANIFESTS="true"
 			t.Fatal(err)
 		}
 	}
-	env := []string{"KERNEL_MODULES_DIR=" + mods, "FIRMWARE_DIR=" + fw, "FIRMWARE_TAG=e2e"}
+	// FIRMWARE_FLIST_SOURCE=local: the full set would need Alpine's mirror.
+	env := []string{"KERNEL_MODULES_DIR=" + mods, "FIRMWARE_DIR=" + fw, "FIRMWARE_TAG=e2e", "FIRMWARE_FLIST_SOURCE=local"}
 	for _, c := range []struct{ script, name string }{
 		{"scripts/rfs/pack-modules.sh", "modules-" + full + ".fl"},
 		{"scripts/rfs/pack-firmware.sh", "firmware-e2e.fl"},

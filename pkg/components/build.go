@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
@@ -51,15 +52,6 @@ func (o Options) logDir() string {
 		return o.LogDir
 	}
 	return filepath.Join(o.WorkDir, ".logs")
-}
-
-func (o Options) log() logrus.FieldLogger {
-	if o.Log != nil {
-		return o.Log
-	}
-	l := logrus.New()
-	l.Out = io.Discard
-	return l
 }
 
 // Artifact is where Build leaves the component's binary and Verify and
@@ -114,7 +106,7 @@ func buildOne(ctx context.Context, c Component, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("component %s: %w", c.Name, err)
 	}
-	b := &builder{c: c, opt: opt, out: lf, log: opt.log().WithField("component", c.Name)}
+	b := &builder{c: c, opt: opt, out: lf, log: logging.OrDiscard(opt.Log).WithField("component", c.Name)}
 	b.log.Infof("building %s (%s %s, %s)", c.Name, c.Type, c.Version, c.Build)
 	err = b.run(ctx)
 	if cerr := lf.Close(); err == nil {
@@ -230,8 +222,15 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 			pkg = "."
 		}
 		out := filepath.Join(b.opt.WorkDir, ".target", b.c.Name, filepath.Base(b.c.InstallPath))
-		env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
-		return out, b.cmd(ctx, dir, env, "go", "build", "-trimpath", "-o", out, pkg)
+		args := []string{"build", "-trimpath"}
+		if b.c.Type == Local {
+			// The stage fingerprints a local source by the files the
+			// package reads (Inputs), not by the commit of the repository
+			// around it: stamping that commit would make the binary differ
+			// between an incremental and a clean build of the same files.
+			args = append(args, "-buildvcs=false")
+		}
+		return out, b.cmd(ctx, dir, goEnv, "go", append(args, "-o", out, pkg)...)
 	case Make:
 		args := []string{"-j" + strconv.Itoa(max(b.opt.Jobs, 1))}
 		if spec.Arg != "" {

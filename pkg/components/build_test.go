@@ -123,11 +123,19 @@ func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
 		t.Errorf("no build log: %v", err)
 	}
 
+	// The SBOM names the commit built.
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || rev != git(t, repo, "rev-parse", "v1.0.0^{commit}") {
+		t.Errorf("revision %q, %v", rev, err)
+	}
+
 	// A maintainer edits the checkout: the rerun keeps and builds the edit.
 	edited := filepath.Join(work, "hello/cmd/hello/main.go")
 	mustWrite(t, edited, hello("edited"), 0o644)
 	if err := Build(ctx, comps, opt); err != nil {
 		t.Fatal(err)
+	}
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || !strings.HasSuffix(rev, "-dirty") {
+		t.Errorf("revision of an edited checkout %q, %v", rev, err)
 	}
 	if b, _ := os.ReadFile(edited); string(b) != hello("edited") {
 		t.Fatal("rerun discarded the local edit")

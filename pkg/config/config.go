@@ -285,6 +285,9 @@ func (c *Config) apply(dst any, keys []keySpec, raw map[string]rawValue, record 
 			v = rawValue{text: k.Default}
 		}
 		if err := k.set(dst, v.text, c.Root); err != nil {
+			if k.Secret && v.text != "" {
+				err = fmt.Errorf("invalid value (not shown: %s is a secret)", k.Name)
+			}
 			where := v.origin.String()
 			if !ok {
 				where = "default"

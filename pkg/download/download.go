@@ -17,10 +17,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -49,7 +52,8 @@ func (e *StatusError) Unwrap() error { return ErrStatus }
 const MaxBytes = 256 << 20
 
 // Options configure a Fetcher. The zero value (apart from CacheDir, which
-// File needs) is sensible: http.DefaultClient, 3 retries, no progress output.
+// File needs) is sensible: a client with bounded waits, 3 retries, no
+// progress output.
 type Options struct {
 	// CacheDir holds downloaded files; File needs it, Bytes does not.
 	CacheDir string
@@ -58,8 +62,12 @@ type Options struct {
 	// Retries is how many times a transient failure is retried after the
 	// first attempt: 0 means 3, a negative value means none.
 	Retries int
-	// Client makes the requests; nil means http.DefaultClient.
+	// Client makes the requests; nil means a client with the bounded waits
+	// of Timeouts (package httpclient).
 	Client *http.Client
+	// Timeouts bound the connect, TLS handshake, response headers and every
+	// read of the default client; zero fields take httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// Backoff is the wait before the first retry, doubled for each next one
 	// (capped at 30 s); 0 means 1 s.
 	Backoff time.Duration
@@ -79,7 +87,7 @@ type Fetcher struct {
 // New returns a Fetcher.
 func New(opt Options) *Fetcher {
 	if opt.Client == nil {
-		opt.Client = http.DefaultClient
+		opt.Client = httpclient.NewClient(httpclient.Options{Timeouts: opt.Timeouts})
 	}
 	switch {
 	case opt.Retries == 0:
@@ -90,13 +98,7 @@ func New(opt Options) *Fetcher {
 	if opt.Backoff <= 0 {
 		opt.Backoff = time.Second
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
-	return &Fetcher{opt: opt, log: log}
+	return &Fetcher{opt: opt, log: logging.OrDiscard(opt.Log)}
 }
 
 // File returns the path of a local, verified copy of rawURL. checksum pins
@@ -120,7 +122,10 @@ func (f *Fetcher) File(ctx context.Context, rawURL, checksum string) (string, er
 	if f.opt.CacheDir == "" {
 		return "", fmt.Errorf("download %s: no cache directory configured", safe)
 	}
-	dst := f.cachePath(u, rawURL, want.String())
+	dst, err := f.cachePath(u, rawURL, want.String())
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
@@ -189,13 +194,20 @@ func parseURL(rawURL string) (*url.URL, error) {
 // written (Checksum.String: a sha256 pin and an md5 pin never share a
 // file), and
 // keeps the URL's base name so the cache is readable by people.
-func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
+// A URL naming no file (an empty path or "/") is cached as "download"; a
+// last element that CheckName refuses ("..", ".", a backslash, NUL) is an
+// error: joined to the cache folder it would name the folder itself or a
+// path outside it.
+func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) (string, error) {
 	sum := sha256.Sum256([]byte(rawURL + "\x00" + want))
-	base := path.Base(u.Path)
-	if base == "." || base == "/" || base == "" {
-		base = "download"
+	base := "download"
+	if strings.Trim(u.Path, "/") != "" {
+		base = path.Base(u.Path)
 	}
-	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base)
+	if err := CheckName(base); err != nil {
+		return "", fmt.Errorf("download %s: the URL's file name: %w", Redact(rawURL), err)
+	}
+	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base), nil
 }
 
 // cachedMatches reports whether dst exists with the wanted hash. A cached file
@@ -214,6 +226,17 @@ func (f *Fetcher) cachedMatches(dst string, want Checksum) (bool, error) {
 	}
 	f.log.WithField("file", dst).Warn("cached download has a wrong checksum; fetching it again")
 	return false, os.Remove(dst)
+}
+
+// CheckName refuses a file name that came from a URL or an index (a
+// mirror's latest-releases.yaml, an APKINDEX) and is to become a local file
+// name: it must not be empty, "." or "..", nor hold '/', '\\' or NUL,
+// any of which would name another folder or a path outside the one meant.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("unsafe file name %q", name)
+	}
+	return nil
 }
 
 // HashFile returns the lowercase hex sha256 of the file at path.

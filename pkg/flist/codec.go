@@ -75,7 +75,9 @@ func EncodeBlock(plain []byte) (Block, []byte, error) {
 	return e.Encode(plain)
 }
 
-// DecodeBlock decrypts and decompresses a blob with its block key.
+// DecodeBlock decrypts and decompresses a blob with its block key. It does
+// not check the id or the content's hash (CheckBlock does): readers of an
+// flist use the checked path.
 func DecodeBlock(key [HashSize]byte, blob []byte) ([]byte, error) {
 	gcm, err := newGCM(key[:])
 	if err != nil {
@@ -84,6 +86,11 @@ func DecodeBlock(key [HashSize]byte, blob []byte) ([]byte, error) {
 	compressed, err := gcm.Open(nil, key[:gcm.NonceSize()], blob, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", ErrCorruptBlock)
+	}
+	// snappy.Decode allocates the length the header claims (up to 4 GiB);
+	// whoever chose the key chose that header.
+	if n, err := snappy.DecodedLen(compressed); err != nil || n > BlockSize {
+		return nil, fmt.Errorf("decompress: content longer than a block: %w", ErrCorruptBlock)
 	}
 	plain, err := snappy.Decode(nil, compressed)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -195,13 +196,7 @@ func newPacker(opt PackOptions) *packer {
 	if opt.RetryDelay <= 0 {
 		opt.RetryDelay = DefaultRetryDelay
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		log = l
-	}
-	return &packer{opt: opt, log: log, chunks: newChunkPool(opt.Parallel)}
+	return &packer{opt: opt, log: logging.OrDiscard(opt.Log), chunks: newChunkPool(opt.Parallel)}
 }
 
 func (p *packer) snapshot() Stats {

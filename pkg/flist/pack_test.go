@@ -113,13 +113,13 @@ func TestPackUnpack(t *testing.T) {
 			}
 
 			dst := filepath.Join(work, "unpacked")
-			if err := Unpack(ctx, fl, dst, UnpackOptions{CacheDir: filepath.Join(work, "cache")}); err != nil {
+			if err := Unpack(ctx, fl, dst, UnpackOptions{CacheDir: filepath.Join(work, "cache"), Routes: localRoutes}); err != nil {
 				t.Fatal(err)
 			}
 			compareTrees(t, src, dst)
 			// Unpacking again over the result (a rerun after a failure)
 			// works and changes nothing.
-			if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+			if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 				t.Fatal(err)
 			}
 			compareTrees(t, src, dst)
@@ -250,6 +250,9 @@ func TestPackFailure(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), ue.Files[0]) {
 		t.Errorf("message does not name %s: %v", ue.Files[0], err)
+	}
+	if !strings.Contains(err.Error(), "after 2 attempts") {
+		t.Errorf("message does not say how many attempts were made: %v", err)
 	}
 	left, _ := os.ReadDir(out)
 	for _, e := range left {
@@ -490,11 +493,11 @@ func TestPackReuse(t *testing.T) {
 		t.Errorf("repack after changes: %s; want %d reused, 2 uploaded", third, first.Files-3)
 	}
 	dst := filepath.Join(work, "unpacked")
-	if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	compareTrees(t, src, dst)
-	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true}); err != nil {
+	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true, Routes: localRoutes}); err != nil {
 		t.Errorf("verify: %s: %v", rep, err)
 	}
 

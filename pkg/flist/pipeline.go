@@ -597,8 +597,11 @@ func (p *packer) retry(ctx context.Context, id [HashSize]byte, what string, fn f
 	delay := p.opt.RetryDelay
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if err == nil || attempt >= p.opt.Retries || permanent(err) || ctx.Err() != nil {
+		if err == nil || permanent(err) || ctx.Err() != nil {
 			return err
+		}
+		if attempt >= p.opt.Retries {
+			return fmt.Errorf("after %d attempts: %w", attempt+1, err)
 		}
 		// Jitter keeps parallel workers from retrying in lockstep.
 		wait := delay/2 + rand.N(delay)

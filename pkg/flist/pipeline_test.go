@@ -179,7 +179,7 @@ func TestPackDuplicateChunks(t *testing.T) {
 		t.Errorf("%d blocks, %d blobs uploaded, %d distinct; want 11, 4, 4", stats.Blocks, stats.Uploaded, distinctBlobs(t, fl))
 	}
 	out := t.TempDir()
-	if err := Unpack(ctx, fl, out, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, fl, out, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"x-000", "x-001", "copy", "prefix", "twice"} {

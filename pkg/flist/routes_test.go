@@ -95,7 +95,7 @@ func TestEditRoutesHTTPSRow(t *testing.T) {
 		t.Fatalf("routes after delete: %v", r)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	compareTrees(t, src, dst)

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -75,7 +76,7 @@ func (o Options) env() []string {
 
 func (o Options) make(ctx context.Context, step string, targets ...string) error {
 	l := Layout{o.Dir}
-	logf(o.Log, "kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
+	logging.OrDiscard(o.Log).Infof("kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
 	return runLogged(ctx, l.Tree(), l.Logs(), step, o.env(), "make", o.makeArgs(targets...)...)
 }
 

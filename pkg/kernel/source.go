@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -79,7 +80,7 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 	}
 	stamp := "sha256 " + sum + "\n"
 	if b, err := os.ReadFile(filepath.Join(l.Tree(), stampName)); err == nil && string(b) == stamp {
-		logf(opt.Log, "kernel source %s already extracted", l.Tree())
+		logging.OrDiscard(opt.Log).Infof("kernel source %s already extracted", l.Tree())
 		return l.Tree(), checkTreeVersion(l.Tree(), opt.Version)
 	}
 	if err := removeLeftovers(dir); err != nil {
@@ -90,7 +91,7 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	logf(opt.Log, "extracting %s into %s", tarball, l.Tree())
+	logging.OrDiscard(opt.Log).Infof("extracting %s into %s", tarball, l.Tree())
 	if err := archive.ExtractFile(ctx, tarball, tmp, archive.Options{StripComponents: 1, Log: opt.Log}); err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
@@ -124,7 +125,7 @@ func sourceTarball(ctx context.Context, opt SourceOptions) (string, error) {
 		p, err := tarballFrom(ctx, opt, base, name)
 		if err == nil {
 			if i > 0 {
-				logf(opt.Log, "KERNEL_SOURCE_URL %s holds no %s; using %s (the v<major>.x/ directory of the original's form)",
+				logging.OrDiscard(opt.Log).Infof("KERNEL_SOURCE_URL %s holds no %s; using %s (the v<major>.x/ directory of the original's form)",
 					download.Redact(opt.URL), name, download.Redact(base))
 			}
 			return p, nil
@@ -315,10 +316,4 @@ func removeLeftovers(dir string) error {
 		}
 	}
 	return nil
-}
-
-func logf(log logrus.FieldLogger, format string, args ...any) {
-	if log != nil {
-		log.Infof(format, args...)
-	}
 }

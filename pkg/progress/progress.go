@@ -14,6 +14,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 )
 
@@ -28,11 +29,15 @@ const (
 )
 
 // Options tune a Bar. The zero value writes to stderr, detects a terminal and
-// prints a plain line every 10 s otherwise.
+// prints a plain line every 10 s otherwise. It is the one progress setting
+// every package takes (Progress *progress.Options; nil shows nothing).
 type Options struct {
 	Out      io.Writer     // default os.Stderr
 	Terminal *bool         // force terminal (true) or plain (false) mode; nil detects
 	Interval time.Duration // plain mode: time between lines; default 10 s
+	// Log, when set, receives the plain-mode lines instead of Out, so they
+	// carry the time and the build stage like every other log line.
+	Log logrus.FieldLogger
 }
 
 // Bar is a progress counter. All methods are safe for concurrent use; a nil
@@ -42,6 +47,7 @@ type Bar struct {
 	total atomic.Int64
 	unit  Unit
 	out   io.Writer
+	log   logrus.FieldLogger
 
 	done   atomic.Int64
 	mu     sync.Mutex
@@ -65,7 +71,7 @@ func Start(desc string, total int64, unit Unit, opt Options) *Bar {
 	if opt.Terminal != nil {
 		tty = *opt.Terminal
 	}
-	b := &Bar{desc: desc, unit: unit, out: opt.Out}
+	b := &Bar{desc: desc, unit: unit, out: opt.Out, log: opt.Log}
 	b.total.Store(total)
 	if tty {
 		max := total
@@ -104,7 +110,11 @@ func (b *Bar) tick(every time.Duration) {
 		case <-b.stop:
 			return
 		case <-t.C:
-			fmt.Fprintf(b.out, "%s: %s\n", b.desc, b.Status())
+			if b.log != nil {
+				b.log.Infof("%s: %s", b.desc, b.Status())
+			} else {
+				fmt.Fprintf(b.out, "%s: %s\n", b.desc, b.Status())
+			}
 		}
 	}
 }

@@ -38,7 +38,7 @@ type Dir struct {
 	dirty    atomic.Bool      // blobs written since the last Sync
 }
 
-func openDir(rawURL string) (*Dir, error) {
+func openDir(rawURL string, opt Options) (*Dir, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
@@ -46,6 +46,11 @@ func openDir(rawURL string) (*Dir, error) {
 	if u.Host != "" || !filepath.IsAbs(u.Path) {
 		return nil, fmt.Errorf("store %s: dir:// needs an absolute path (dir:///abs/path): %w",
 			Redact(rawURL), ErrInvalidURL)
+	}
+	if opt.Policy != nil {
+		if err := opt.Policy.checkDir(u.Path); err != nil {
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+		}
 	}
 	return NewDir(u.Path), nil
 }
@@ -72,15 +77,28 @@ func (d *Dir) Get(_ context.Context, id []byte) ([]byte, error) {
 	}
 	sharded, flat := d.paths(id)
 	for _, p := range []string{sharded, flat} {
-		b, err := os.ReadFile(p)
+		b, err := readFileBlob(p)
 		if err == nil {
 			return b, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("dir store: read blob: %w", err)
+			return nil, fmt.Errorf("dir store %s: read blob %s: %w", d.root, Hex(id), err)
 		}
 	}
 	return nil, fmt.Errorf("dir store %s: blob %s: %w", d.root, Hex(id), ErrNotFound)
+}
+
+func readFileBlob(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readBlob(f, st.Size())
 }
 
 // Exists implements Store. The flat layout is looked at only in a store

@@ -153,14 +153,18 @@ func Parse(stores string) (*Router, error) {
 	return OpenRoutes(routes)
 }
 
-// OpenRoutes opens a router over routes, such as those read from an flist.
-func OpenRoutes(routes []Route) (*Router, error) {
+// OpenRoutes opens a router over routes with Open.
+func OpenRoutes(routes []Route) (*Router, error) { return OpenRoutesWith(routes, Options{}) }
+
+// OpenRoutesWith opens a router over routes with OpenWith: for routes read
+// from an flist, with a route policy.
+func OpenRoutesWith(routes []Route, opt Options) (*Router, error) {
 	if len(routes) == 0 {
 		return nil, fmt.Errorf("no store routes: %w", ErrInvalidURL)
 	}
 	r := &Router{}
 	for _, rt := range routes {
-		s, err := Open(rt.URL)
+		s, err := OpenWith(rt.URL, opt)
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,8 @@ import (
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/sys/unix"
 
-	"github.com/threefoldtech/zosbuilder/internal/s3test"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/versitygw"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -254,7 +255,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 		if err := os.RemoveAll(s3dir); err != nil {
 			return rep, err
 		}
-		srv, err := s3test.Start(ctx, s3test.Options{Bin: opt.VersitygwBin, Dir: s3dir, KeepAlive: true})
+		srv, err := versitygw.Start(ctx, versitygw.Options{Bin: opt.VersitygwBin, Dir: s3dir, KeepAlive: true})
 		if err != nil {
 			return rep, err
 		}
@@ -276,11 +277,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 }
 
 func (o *Options) defaults() error {
-	if o.Log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		o.Log = l
-	}
+	o.Log = logging.OrDiscard(o.Log)
 	if o.TreeBytes <= 0 {
 		o.TreeBytes = 1 << 30
 	}
@@ -293,7 +290,7 @@ func (o *Options) defaults() error {
 		o.ModulesDir = dirs[0]
 	}
 	if !o.SkipS3 && o.VersitygwBin == "" {
-		o.VersitygwBin = s3test.Bin()
+		o.VersitygwBin = versitygw.Bin()
 		if o.VersitygwBin == "" {
 			return errors.New("flistbench: versitygw not found (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0) and SkipS3 not set")
 		}
