@@ -115,3 +115,27 @@ func TestDirSync(t *testing.T) {
 		t.Fatalf("Sync after the root went = %v", err)
 	}
 }
+
+// TestSyncThroughWrappers: a router and a retrying wrapper pass Sync on to
+// the dir stores below them.
+func TestSyncThroughWrappers(t *testing.T) {
+	ctx := context.Background()
+	a, b := NewDir(t.TempDir()), NewDir(t.TempDir())
+	r := &Router{}
+	r.Add(0, 0x7f, a)
+	r.Add(0x80, 0xff, NewRetry(b, RetryOptions{}))
+	for _, first := range []byte{0x01, 0x81} {
+		if err := r.Set(ctx, id(first), buffer(100, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.dirty.Load() || !b.dirty.Load() {
+		t.Fatal("writes not recorded as unsynced")
+	}
+	if err := Sync(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if a.dirty.Load() || b.dirty.Load() {
+		t.Errorf("unsynced after Sync: %v, %v", a.dirty.Load(), b.dirty.Load())
+	}
+}
