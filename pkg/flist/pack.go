@@ -404,7 +404,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 			return err
 		}
 		p.stats.Dirs++
-		fd, names, err := readDir(d.path, &d.st, buf)
+		fd, names, err := readDir(d.path, &d.st, d.parent == 0, buf)
 		if err != nil {
 			return fmt.Errorf("walk: %w", err)
 		}
@@ -455,9 +455,14 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 
 // readDir opens the directory at path, checks that it is the directory st
 // describes, and returns the descriptor and the sorted names of its
-// entries. buf is scratch space.
-func readDir(path string, st *unix.Stat_t, buf []byte) (int, []string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// entries. Only the root (the source as given) may be reached through a
+// symlink. buf is scratch space.
+func readDir(path string, st *unix.Stat_t, root bool, buf []byte) (int, []string, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if !root {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
 	if err != nil {
 		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -190,3 +190,30 @@ func TestPackDuplicateChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestPackSymlinkedSource: the source may be given through a symlink (the
+// root is followed, as before); the same tree gives the same flist.
+func TestPackSymlinkedSource(t *testing.T) {
+	src := t.TempDir()
+	makeTree(t, src)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(src, link); err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewDir(t.TempDir())
+	var got [][]byte
+	for _, dir := range []string{src, link, link + "/"} {
+		fl := filepath.Join(t.TempDir(), "s.fl")
+		if _, err := Pack(ctx, dir, fl, PackOptions{Store: st, NoReuse: true}); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		b, err := os.ReadFile(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b)
+	}
+	if !bytes.Equal(got[0], got[1]) || !bytes.Equal(got[0], got[2]) {
+		t.Error("packing through a symlink gave another flist")
+	}
+}
