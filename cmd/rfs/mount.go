@@ -21,7 +21,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
-// Subtype is the FUSE subtype rfs mounts with: /proc/mounts shows the type
+// subtype is the FUSE subtype rfs mounts with: /proc/mounts shows the type
 // fuse.g8ufs (the units check for fuse*).
 const subtype = "g8ufs"
 
@@ -181,6 +181,10 @@ func mountFlist(mo *mountOptions, log *logrus.Logger) (*flist.Mounted, error) {
 	return flist.Mount(context.Background(), mo.meta, mo.target, opt)
 }
 
+// nodeRoutes is the route policy of the mounter: loopback and dir:// routes
+// are allowed, link-local and metadata addresses refused (store.RoutePolicy).
+var nodeRoutes = store.RoutePolicy{AllowLoopback: true, AllowDirs: []string{"/"}}
+
 // openStore opens the flist's routes behind a store that retries transient
 // errors (a node's network comes and goes), logging each retry.
 func openStore(fl string, log logrus.FieldLogger) (store.Store, error) {
@@ -193,7 +197,9 @@ func openStore(fl string, log logrus.FieldLogger) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	router, err := store.OpenRoutes(routes)
+	// A node's flists come from its image or its operator's server: local
+	// stores are legitimate there, cloud metadata addresses never are.
+	router, err := store.OpenRoutesWith(routes, store.Options{Policy: &nodeRoutes})
 	if err != nil {
 		return nil, fmt.Errorf("flist %s: open its stores: %w", fl, err)
 	}

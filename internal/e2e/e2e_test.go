@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
 
@@ -115,12 +116,35 @@ func TestMageListsTargets(t *testing.T) {
 		"build*", "status", "reset", "clean", "config", "graph",
 		"kernel:fullVersion", "modules:resolve", "firmware:report", "initramfs:pack", "initramfs:check",
 		"initramfs:list", "rfs:pack", "rfs:unpack", "rfs:tree", "rfs:inspect", "rfs:verify", "rfs:mount",
-		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "zinit:check", "fixtures:offline",
-		"bench:initramfs", "bench:rfs",
+		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "rfs:stores", "rfs:storesAdd", "rfs:storesSet", "rfs:storesDelete",
+		"zinit:check", "fixtures:offline",
+		"bench:initramfs", "bench:rfs", "image:sbom", "image:diff",
 	} {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {
 			t.Errorf("mage -l has no described target %s", target)
+		}
+	}
+	// The pipeline's table names, for each stage, the target that runs it.
+	for stage, target := range pipeline.StageTargets() {
+		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+.*\(stage ` + stage + `\)\.?$`)
+		if !re.MatchString(out) {
+			t.Errorf("mage -l: target %s does not say it runs stage %s", target, stage)
+		}
+	}
+}
+
+// The mage binary links no test code: packages that import testing (test
+// helpers, the S3 test server's StartT) stay out of the product.
+func TestMageLinksNoTestCode(t *testing.T) {
+	goTool := testutil.RequireTool(t, "go")
+	out, err := run(t, repoRoot(t), nil, goTool, "list", "-deps", "-tags", "mage", "./magefiles")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(out) {
+		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/s3test") || strings.HasSuffix(pkg, "/internal/testutil") {
+			t.Errorf("the mage targets link %s", pkg)
 		}
 	}
 }
@@ -149,6 +173,30 @@ func TestMalformedBuildConfFailsAnyTarget(t *testing.T) {
 	for _, d := range []string{"initramfs", "dist", ".build", "kernel"} {
 		if _, err := os.Stat(filepath.Join(dir, d)); err == nil {
 			t.Errorf("%s was created although the config is invalid", d)
+		}
+	}
+}
+
+// Config a maintainer brings from the original fails every target with what
+// to do: a sources.conf line in the old form shows the format and an
+// example line; units in config/zinit/ name their new place.
+func TestMalformedOriginalConfig(t *testing.T) {
+	dir := cloneRepo(t)
+	sources := filepath.Join(dir, "config", "sources.conf")
+	b, _ := os.ReadFile(sources)
+	lines := strings.Count(string(b), "\n")
+	os.WriteFile(sources, append(b, "git:zinit:https://github.com/threefoldtech/zinit:v0.2.28:build_zinit\n"...), 0o644)
+	os.MkdirAll(filepath.Join(dir, "config", "zinit", "init"), 0o755)
+	os.WriteFile(filepath.Join(dir, "config", "zinit", "rfs-modules.yaml"), []byte("exec: sh /etc/zinit/init/modules.sh\n"), 0o644)
+	out, err := mage(t, dir, nil, "status")
+	for _, want := range []string{
+		"config/sources.conf:" + strconv.Itoa(lines+1) + ": got 1 fields, in the original's colon- or pipe-separated form",
+		"each line is TYPE NAME SOURCE VERSION BUILD INSTALL_PATH [SHA256] [dynamic], separated by blanks",
+		"git zinit https://github.com/threefoldtech/zinit v0.2.28 cargo-musl:zinit /sbin/zinit",
+		"config/zinit/ holds 2 entries, which are not read: the zinit units and their init/*.sh scripts now live in zinit/",
+	} {
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("mage status: err %v, output:\n%s\nwant %q", err, out, want)
 		}
 	}
 }

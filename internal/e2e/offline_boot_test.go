@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/internal/fixtures"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
@@ -47,9 +48,29 @@ func TestOfflineProfileBuild(t *testing.T) {
 		}
 	}
 
+	// The firmware flist is the fixture mirror's full linux-firmware set
+	// (Debian's firmware, verified with the fixture key), FIRMWARE_DIR on top.
+	if strings.Contains(b.Log, "[rfs_flists] running") && !strings.Contains(b.Log, "firmware flist: 49 linux-firmware packages (49 fetched") {
+		t.Errorf("rfs_flists did not assemble the full firmware set:\n%s", b.Log)
+	}
+	fwFL := embeddedFlist(t, b, "firmware-")
+	tree, err := firmware.FlistTree(t.Context(), fwFL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fw := range []string{"rtl_nic/rtl8168h-2.fw", "i915/kbl_dmc_ver1_04.bin", "fixture/fixture-nic.bin", fixtures.FlistOnlyFirmware} {
+		if _, ok := tree.Find(fw); !ok {
+			t.Errorf("the firmware flist has no %s", fw)
+		}
+	}
+	report, err := b.Mage(t, offlineEnv, "firmware:report")
+	if err != nil || !strings.Contains(report, "in the firmware flist ("+fwFL+")") {
+		t.Errorf("firmware:report: %v\n%s", err, report)
+	}
+
 	// Nothing changed: no stage does any work.
 	out, err := b.Mage(t, offlineEnv, "build")
-	if err != nil || strings.Contains(out, ": running (") {
+	if err != nil || strings.Contains(out, "] running (") {
 		t.Errorf("second build: %v\n%s", err, out)
 	}
 
@@ -58,7 +79,7 @@ func TestOfflineProfileBuild(t *testing.T) {
 	archive := b.Path("work/offline/dist/initramfs.cpio.xz")
 	before, _ := os.ReadFile(archive)
 	out, err = run(t, b.Dir, offlineEnv, "scripts/build.sh", "--rebuild-from", "initramfs_create")
-	if err != nil || !strings.Contains(out, "initramfs_create: running") || !strings.Contains(out, "kernel_build: running") {
+	if err != nil || !strings.Contains(out, "[initramfs_create] running") || !strings.Contains(out, "[kernel_build] running") {
 		t.Fatalf("build.sh --rebuild-from initramfs_create: %v\n%s", err, out)
 	}
 	after, _ := os.ReadFile(archive)

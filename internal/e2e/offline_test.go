@@ -28,6 +28,9 @@ type OfflineBuild struct {
 	// that took.
 	Log  string
 	Took time.Duration
+
+	mu     sync.Mutex
+	edited map[*testing.T]bool // tests whose Edit rebuilds at their end
 }
 
 // TestMain removes the shared offline build once every test has run.
@@ -150,6 +153,68 @@ func (b *OfflineBuild) Copy(t *testing.T) *OfflineBuild {
 	}
 	t.Cleanup(func() { removeTree(dst) })
 	return &OfflineBuild{Dir: dst, Log: b.Log, Took: b.Took}
+}
+
+// Edit writes data to rel (slash-separated, in the clone: a config file, a
+// unit, a fixture under work/) for the rest of t, which then typically
+// reruns `mage build` and looks at what an incremental build gives. When t
+// ends, every file it edited gets its old content back (or is removed) and
+// one incremental `mage build` brings the build back to what it was, so the
+// tests after t find the shared build as SharedOffline made it (the same
+// inputs give the same bytes).
+func (b *OfflineBuild) Edit(t *testing.T, rel string, data []byte) {
+	t.Helper()
+	b.mu.Lock()
+	if b.edited == nil {
+		b.edited = map[*testing.T]bool{}
+	}
+	first := !b.edited[t]
+	b.edited[t] = true
+	b.mu.Unlock()
+	if first {
+		// Registered first, so it runs after the restores below (LIFO).
+		t.Cleanup(func() {
+			b.mu.Lock()
+			delete(b.edited, t)
+			b.mu.Unlock()
+			if out, err := b.Mage(t, offlineEnv, "build"); err != nil {
+				t.Errorf("rebuilding the shared offline build after the test's edits: %v\n%s", err, out)
+			}
+		})
+	}
+	p := b.Path(rel)
+	old, err := os.ReadFile(p)
+	existed := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		if existed {
+			err = os.WriteFile(p, old, 0o644)
+		} else {
+			err = os.Remove(p)
+		}
+		if err != nil {
+			t.Errorf("restore %s: %v", rel, err)
+		}
+	})
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Append is Edit with data added to the end of rel's content.
+func (b *OfflineBuild) Append(t *testing.T, rel, data string) {
+	t.Helper()
+	old, err := os.ReadFile(b.Path(rel))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	b.Edit(t, rel, append(old, data...))
 }
 
 // BootOptions are how Boot starts the built image with runit.sh.

@@ -104,8 +104,11 @@ func ResolveMinirootfs(ctx context.Context, f *download.Fetcher, src Source, ver
 		if r.Flavor != "alpine-minirootfs" || (r.Arch != "" && r.Arch != src.arch()) {
 			continue
 		}
-		if r.File == "" || r.Version == "" || strings.ContainsAny(r.File, "/\\") {
-			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a valid file and version", download.Redact(index))
+		if r.Version == "" {
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a version", download.Redact(index))
+		}
+		if err := download.CheckName(r.File); err != nil {
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry: file: %w", download.Redact(index), err)
 		}
 		m := Minirootfs{Version: r.Version, File: r.File, URL: src.ReleasesURL() + "/" + r.File, SHA256: r.SHA256}
 		if m.SHA256 == "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
@@ -51,15 +52,6 @@ func (o Options) logDir() string {
 		return o.LogDir
 	}
 	return filepath.Join(o.WorkDir, ".logs")
-}
-
-func (o Options) log() logrus.FieldLogger {
-	if o.Log != nil {
-		return o.Log
-	}
-	l := logrus.New()
-	l.Out = io.Discard
-	return l
 }
 
 // Artifact is where Build leaves the component's binary and Verify and
@@ -114,7 +106,7 @@ func buildOne(ctx context.Context, c Component, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("component %s: %w", c.Name, err)
 	}
-	b := &builder{c: c, opt: opt, out: lf, log: opt.log().WithField("component", c.Name)}
+	b := &builder{c: c, opt: opt, out: lf, log: logging.OrDiscard(opt.Log).WithField("component", c.Name)}
 	b.log.Infof("building %s (%s %s, %s)", c.Name, c.Type, c.Version, c.Build)
 	err = b.run(ctx)
 	if cerr := lf.Close(); err == nil {
@@ -173,11 +165,18 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 	if b.opt.Fetcher == nil {
 		return "", errors.New("release component: no downloader configured")
 	}
-	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.SHA256)
+	sum, err := download.ParseChecksum(b.c.Checksum)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.out, "downloaded %s (sha256 %s)\n", download.Redact(b.c.Source), b.c.SHA256)
+	if sum.Weak() {
+		b.log.Warnf("%s is pinned by md5 only (%s): weaker than sha256, it catches a corrupted download but not a forged one", b.c.Name, b.c.Where())
+	}
+	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.Checksum)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", download.Redact(b.c.Source), sum.Algo, sum.Hex)
 	if ok, err := elfbin.IsELF(f); err != nil || ok {
 		return f, err
 	}

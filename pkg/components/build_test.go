@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -122,11 +123,19 @@ func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
 		t.Errorf("no build log: %v", err)
 	}
 
+	// The SBOM names the commit built.
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || rev != git(t, repo, "rev-parse", "v1.0.0^{commit}") {
+		t.Errorf("revision %q, %v", rev, err)
+	}
+
 	// A maintainer edits the checkout: the rerun keeps and builds the edit.
 	edited := filepath.Join(work, "hello/cmd/hello/main.go")
 	mustWrite(t, edited, hello("edited"), 0o644)
 	if err := Build(ctx, comps, opt); err != nil {
 		t.Fatal(err)
+	}
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || !strings.HasSuffix(rev, "-dirty") {
+		t.Errorf("revision of an edited checkout %q, %v", rev, err)
 	}
 	if b, _ := os.ReadFile(edited); string(b) != hello("edited") {
 		t.Fatal("rerun discarded the local edit")
@@ -263,10 +272,15 @@ func TestReleaseComponent(t *testing.T) {
 	}))
 	defer srv.Close()
 	f := download.New(download.Options{CacheDir: t.TempDir(), Backoff: time.Millisecond})
-	opt := Options{WorkDir: t.TempDir(), Fetcher: f}
+	log, hook := test.NewNullLogger()
+	opt := Options{WorkDir: t.TempDir(), Fetcher: f, Log: log}
+	md5sum := md5.Sum(bin)
 	comps := []Component{
-		{Type: Release, Name: "corex", Source: srv.URL + "/corex", Version: "2.1.4", SHA256: sum(bin), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
-		{Type: Release, Name: "corex-tgz", Source: srv.URL + "/corex.tar.gz", SHA256: sum(archive), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		{Type: Release, Name: "corex", Source: srv.URL + "/corex", Version: "2.1.4", Checksum: sum(bin), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		{Type: Release, Name: "corex-tgz", Source: srv.URL + "/corex.tar.gz", Checksum: sum(archive), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		// What upstream corex publishes: an MD5 only.
+		{Type: Release, Name: "corex-md5", Source: srv.URL + "/corex", Version: "2.1.4", Checksum: "md5:" + hex.EncodeToString(md5sum[:]),
+			Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex", File: "config/sources.conf", Line: 22},
 	}
 	if err := Build(context.Background(), comps, opt); err != nil {
 		t.Fatal(err)
@@ -281,9 +295,23 @@ func TestReleaseComponent(t *testing.T) {
 	if got := run(t, filepath.Join(root, "usr/bin/corex")); got != "released" {
 		t.Errorf("installed release says %q", got)
 	}
+	var warnings []string
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			warnings = append(warnings, e.Message)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "corex-md5 is pinned by md5 only (config/sources.conf:22): weaker than sha256") {
+		t.Errorf("warnings %q, want one line about corex-md5's md5 pin", warnings)
+	}
+	md5Wrong := comps[2]
+	md5Wrong.Name, md5Wrong.Checksum = "corex-md5-wrong", "md5:"+strings.Repeat("0", 32)
+	if err := Build(context.Background(), []Component{md5Wrong}, opt); !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), "expected md5 ") {
+		t.Errorf("wrong md5: err = %v, want ErrChecksum", err)
+	}
 
 	wrong := comps[0]
-	wrong.SHA256 = strings.Repeat("0", 64)
+	wrong.Checksum = strings.Repeat("0", 64)
 	wrong.Name = "corex-wrong"
 	err := Build(context.Background(), []Component{wrong}, opt)
 	if !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), sum(bin)) {

@@ -22,9 +22,10 @@ type Build struct {
 	AlpineArch              string `key:"ALPINE_ARCH" default:"x86_64" check:"enum:x86_64" doc:"target architecture; the kernel config and components are x86_64"`
 	AlpineMinirootfsVersion string `key:"ALPINE_MINIROOTFS_VERSION" check:"version" doc:"pin an exact minirootfs release (e.g. 3.22.1); empty reads latest-releases.yaml"`
 	AlpineMinirootfsSHA256  string `key:"ALPINE_MINIROOTFS_SHA256" check:"sha256" doc:"sha256 of the pinned minirootfs tarball; required with ALPINE_MINIROOTFS_VERSION"`
+	AlpineExtraKeys         string `key:"ALPINE_EXTRA_KEYS" check:"path" doc:"folder of apk signing keys (*.rsa.pub) trusted besides Alpine's own, which are built in: a private or test mirror's key; empty trusts Alpine's keys only"`
 
 	KernelVersion       string `key:"KERNEL_VERSION" default:"6.12.44" check:"version" doc:"upstream kernel version; FULL_VERSION adds CONFIG_LOCALVERSION from config/kernel.config"`
-	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc"`
+	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc, or its parent (the original's https://cdn.kernel.org/pub/linux/kernel): v<major>.x/ is then tried too"`
 	KernelSHA256        string `key:"KERNEL_SHA256" check:"sha256" doc:"pin the kernel tarball's sha256; empty trusts the mirror's sha256sums.asc"`
 	KernelSourceTarball string `key:"KERNEL_SOURCE_TARBALL" check:"file" doc:"use this local kernel tarball instead of downloading (any top folder name)"`
 	KernelModulesDir    string `key:"KERNEL_MODULES_DIR" check:"dir" doc:"use a prebuilt modules tree (a directory holding lib/modules/<ver>) instead of building modules"`
@@ -42,9 +43,10 @@ type Build struct {
 	UPXBinaries    []string `key:"UPX_BINARIES" check:"inroot" doc:"space-separated in-image paths UPX compresses; empty means every component's INSTALL_PATH"`
 	ZeroOSBranding bool     `key:"ZEROOS_BRANDING" default:"true" doc:"write /etc/issue and /etc/motd and make root passwordless"`
 
-	FirmwareTag string `key:"FIRMWARE_TAG" check:"tag" doc:"name of the firmware flist (firmware-<tag>.fl); empty uses the date"`
-	EnableRFS   bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
-	RFSJobs     int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
+	FirmwareTag         string `key:"FIRMWARE_TAG" check:"tag" doc:"name of the firmware flist (firmware-<tag>.fl); empty uses the date"`
+	FirmwareFlistSource string `key:"FIRMWARE_FLIST_SOURCE" default:"alpine" check:"enum:alpine|local" doc:"what the firmware flist packs: alpine = every linux-firmware* package of the mirror, FIRMWARE_DIR's files on top; local = FIRMWARE_DIR alone, or the image's /lib/firmware when FIRMWARE_DIR is empty (before 2025-09)"`
+	EnableRFS           bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
+	RFSJobs             int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
 	// LocalStoreRoute keeps flists packed without rfs.conf independent of
 	// the work tree's path (the store's own route would be dir://<its
 	// absolute path>), so the same inputs give the same flists anywhere.

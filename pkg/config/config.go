@@ -107,7 +107,7 @@ func Load(opt Options) (*Config, error) {
 	if err := c.loadRFS(env, opt.Environ); err != nil {
 		errs = append(errs, err)
 	}
-	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware} {
+	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware, c.checkMoved} {
 		if err := load(); err != nil {
 			errs = append(errs, err)
 		}
@@ -299,6 +299,9 @@ func (c *Config) apply(dst any, keys []keySpec, raw map[string]rawValue, record 
 			v = rawValue{text: k.Default}
 		}
 		if err := k.set(dst, v.text, c.Root); err != nil {
+			if k.Secret && v.text != "" {
+				err = fmt.Errorf("invalid value (not shown: %s is a secret)", k.Name)
+			}
 			where := v.origin.String()
 			if !ok {
 				where = "default"

@@ -321,6 +321,16 @@ func TestShippedConfig(t *testing.T) {
 	if len(c.Warnings) > 0 {
 		t.Errorf("warnings: %v", c.Warnings)
 	}
+	// A first build must not fail by design: no release is pinned to a
+	// checksum nothing can match. corex publishes only an MD5.
+	for _, comp := range c.Components {
+		if comp.Type == "release" && strings.Trim(strings.TrimPrefix(comp.Checksum, "md5:"), "0") == "" {
+			t.Errorf("%s: %s is pinned to an all-zero checksum", comp.Where(), comp.Name)
+		}
+		if comp.Name == "corex" && comp.Checksum != "md5:6427daa42cf93ba65d0377e29ea57148" {
+			t.Errorf("%s: corex pinned to %q, want the MD5 upstream publishes", comp.Where(), comp.Checksum)
+		}
+	}
 }
 
 func FuzzBuildConf(f *testing.F) {

@@ -366,8 +366,10 @@ func TestBadInput(t *testing.T) {
 	if _, err := f.File(ctx, "ftp://host/x", ""); err == nil || !strings.Contains(err.Error(), "ftp") {
 		t.Errorf("ftp: %v", err)
 	}
-	if _, err := f.File(ctx, "http://host/x", "abc"); err == nil || !strings.Contains(err.Error(), "invalid sha256") {
-		t.Errorf("short sha: %v", err)
+	for _, bad := range []string{"abc", "md5:" + strings.Repeat("0", 64), "sha1:" + strings.Repeat("0", 40), "md5:xyz"} {
+		if _, err := f.File(ctx, "http://host/x", bad); err == nil || !strings.Contains(err.Error(), "invalid checksum") {
+			t.Errorf("checksum %q: %v", bad, err)
+		}
 	}
 	if _, err := New(Options{}).File(ctx, "http://host/x", ""); err == nil {
 		t.Error("File without a cache dir succeeded")

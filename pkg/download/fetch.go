@@ -2,7 +2,6 @@ package download
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -61,9 +60,9 @@ func (p *partial) reset() error {
 	return nil
 }
 
-func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want string) error {
+func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst string, want Checksum) error {
 	var cached validators
-	if want == "" {
+	if want.IsZero() {
 		cached = readValidators(dst)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
@@ -78,7 +77,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want str
 		bar = progress.Start("download "+filepath.Base(dst), 0, progress.Bytes, *f.opt.Progress)
 		defer bar.Finish()
 	}
-	p := &partial{file: tmp, hash: sha256.New()}
+	p := &partial{file: tmp, hash: want.newHash()}
 	notModified := false
 	err = f.retry(ctx, safe, func() error {
 		notModified = false
@@ -114,8 +113,8 @@ func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want str
 		return nil
 	}
 	got := hex.EncodeToString(p.hash.Sum(nil))
-	if want != "" && got != want {
-		return fmt.Errorf("download %s: %w: expected sha256 %s, got %s", safe, ErrChecksum, want, got)
+	if !want.IsZero() && got != want.Hex {
+		return fmt.Errorf("download %s: %w: expected %s %s, got %s", safe, ErrChecksum, want.Algo, want.Hex, got)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return fmt.Errorf("download %s: %w", safe, err)
@@ -126,7 +125,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want str
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("download %s: %w", safe, err)
 	}
-	if want == "" {
+	if want.IsZero() {
 		if err := writeValidators(dst, validators{ETag: p.etag, LastModified: p.lastMod}); err != nil {
 			return fmt.Errorf("download %s: %w", safe, err)
 		}

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // PackageInstaller installs Alpine packages into the image root; the apk
@@ -89,9 +91,7 @@ func Select(ctx context.Context, opt Options) (Selection, error) {
 			return Selection{}, fmt.Errorf("install firmware packages %s: %w", strings.Join(sel.Packages, " "), err)
 		}
 	}
-	if opt.Log != nil {
-		opt.Log.WithFields(logrus.Fields{"repo": sel.FromRepo, "packages": sel.Packages}).Info("firmware selected")
-	}
+	logging.OrDiscard(opt.Log).WithFields(logrus.Fields{"repo": sel.FromRepo, "packages": sel.Packages}).Info("firmware selected")
 	return sel, nil
 }
 

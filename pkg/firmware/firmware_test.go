@@ -152,7 +152,7 @@ func TestBuildReportRealModules(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(root, "lib/firmware", r8169fw[0]), "in image")
 	writeFile(t, filepath.Join(flist, r8169fw[1]+".zst"), "in flist, compressed")
-	rep, err := BuildReport(root, version, flist)
+	rep, err := BuildReport(root, version, DirTree(flist))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestBuildReportRealModules(t *testing.T) {
 		t.Errorf("report file:\n%s", b)
 	}
 	// Without a flist source, what is not in the image is missing.
-	rep, err = BuildReport(root, version, "")
+	rep, err = BuildReport(root, version, nil)
 	if err != nil || rep.Count(InFlist) != 0 || rep.Count(Missing) != len(want)-1 {
 		t.Errorf("without flist: %v, missing %d", err, rep.Count(Missing))
 	}
@@ -200,7 +200,7 @@ func tree(t *testing.T, dir string) []string {
 	return out
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

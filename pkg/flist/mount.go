@@ -17,6 +17,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -31,7 +33,15 @@ type MountOptions struct {
 	CacheSize int64
 	// Store overrides the flist's routes.
 	Store store.Store
-	// Log receives errors the kernel only sees as EIO.
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
+	// Log receives the routes used and the errors the kernel only sees as
+	// EIO.
 	Log logrus.FieldLogger
 
 	// FsName and Subtype name the mount in /proc/mounts: its source and
@@ -67,7 +77,7 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -80,7 +90,7 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 		r.Close()
 		return nil, err
 	}
-	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: opt.Log}
+	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: logging.OrDiscard(opt.Log)}
 	if opt.CacheDir != "" && opt.CacheSize >= 0 {
 		mfs.fetch.bound, err = newCacheBound(filepath.Clean(opt.CacheDir), cmp.Or(opt.CacheSize, DefaultCacheSize), opt.Log)
 		if err != nil {
@@ -167,9 +177,7 @@ func (m *mountFS) errno(what string, err error) syscall.Errno {
 	if errors.Is(err, fs.ErrNotExist) {
 		return syscall.ENOENT
 	}
-	if m.log != nil {
-		m.log.WithError(err).Errorf("flist mount: %s", what)
-	}
+	m.log.WithError(err).Errorf("flist mount: %s", what)
 	return syscall.EIO
 }
 
@@ -275,7 +283,12 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 // [i*BlockSize, (i+1)*BlockSize) of the file.
 func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	n.blocksOnce.Do(func() { n.blocks, n.blocksErr = n.mfs.r.Blocks(ctx, n.in.Ino) })
+	n.blocksOnce.Do(func() {
+		n.blocks, n.blocksErr = n.mfs.r.Blocks(ctx, n.in.Ino)
+		if n.blocksErr == nil {
+			n.blocksErr = checkBlockCount(&n.in, n.blocks)
+		}
+	})
 	if n.blocksErr != nil {
 		return nil, n.mfs.errno("read blocks", n.blocksErr)
 	}
@@ -305,14 +318,20 @@ func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off i
 // fetched once however many reads want it at the same time.
 func (n *node) block(ctx context.Context, idx int) ([]byte, error) {
 	b := n.blocks[idx]
-	if plain, ok := n.mfs.recent.get(b.ID); ok {
-		return plain, nil
+	plain, ok := n.mfs.recent.get(b.ID)
+	if !ok {
+		var err error
+		plain, err = n.mfs.flight.do(ctx, b.ID, func(ctx context.Context) ([]byte, error) { return n.mfs.fetch.block(ctx, b) })
+		if err != nil {
+			return nil, err
+		}
+		n.mfs.recent.add(b.ID, plain)
 	}
-	plain, err := n.mfs.flight.do(ctx, b.ID, func(ctx context.Context) ([]byte, error) { return n.mfs.fetch.block(ctx, b) })
-	if err != nil {
+	// Blocks are shared by id between files: the length this file's size
+	// allows is checked here, for every file, not once per fetch.
+	if err := checkBlockLen(&n.in, idx, plain); err != nil {
 		return nil, err
 	}
-	n.mfs.recent.add(b.ID, plain)
 	return plain, nil
 }
 

@@ -1,10 +1,17 @@
 package flist
 
 import (
+	"os"
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
+
+// localRoutes allows, explicitly, what the tests' flists route to:
+// loopback servers (versitygw, httptest) and dir stores under the
+// temporary directory.
+var localRoutes = store.RoutePolicy{AllowLoopback: true, AllowDirs: []string{os.TempDir()}}
 
 // makeTree is testutil.MakeTree: every file type pack handles, files at the
 // block boundaries, duplicates, links, odd modes and, as root, owners and a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,7 +92,7 @@ func base() []entry {
 
 // rawArchive writes entries as a cpio compressed with the Go encoder and the
 // given xz check.
-func rawArchive(t *testing.T, entries []entry, check byte) string {
+func rawArchive(t testing.TB, entries []entry, check byte) string {
 	t.Helper()
 	var c bytes.Buffer
 	w := cpio.NewWriter(&c)
@@ -217,5 +218,35 @@ func TestListGolden(t *testing.T) {
 	}
 	if want := readFile(t, golden); !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("List output differs from %s (rerun with -update after checking):\n%s", golden, buf.String())
+	}
+}
+
+// WalkStream reads an archive other data follows (a kernel around it) and
+// stops at the end of its xz stream.
+func TestWalkStreamStopsAtItsEnd(t *testing.T) {
+	root := makeTree(t, rootfs())
+	out := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
+	if err := initramfs.Pack(context.Background(), root, out, initramfs.Options{Compression: initramfs.CompressionGo, SourceDateEpoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	walk := func(h *cpio.Header, _ io.Reader) error {
+		names = append(names, h.Name)
+		return nil
+	}
+	if err := initramfs.WalkStream(context.Background(), bytes.NewReader(append(data, "rest of the kernel"...)), walk); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "sbin/zinit") || !slices.Contains(names, "dev/console") {
+		t.Errorf("entries: %v", names)
+	}
+	// A damaged stream is still an error.
+	data[len(data)/2] ^= 0xff
+	if err := initramfs.WalkStream(context.Background(), bytes.NewReader(data), walk); err == nil {
+		t.Error("a corrupt embedded archive reads without error")
 	}
 }

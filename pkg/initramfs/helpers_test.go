@@ -112,7 +112,7 @@ func run(t *testing.T, dir string, stdin []byte, name string, args ...string) st
 	return string(out)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

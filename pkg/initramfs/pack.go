@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
@@ -29,7 +30,7 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 		return Stats{}, err
 	}
 	if c == CompressionGo && opt.Compression != CompressionGo {
-		opt.log().Warn("initramfs: xz binary not found, using the Go xz encoder (output about 40% larger)")
+		logging.OrDiscard(opt.Log).Warn("initramfs: xz binary not found, using the Go xz encoder (output about 40% larger)")
 	}
 	items, err := plan(ctx, srcDir, opt)
 	if err != nil {
@@ -39,7 +40,7 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 	for _, it := range items {
 		j.size += cpio.RecordSize(&it.hdr)
 	}
-	opt.log().Infof("initramfs: packing %s (%d entries, %d bytes) into %s with the %s encoder", srcDir, len(items), j.size, outFile, c)
+	logging.OrDiscard(opt.Log).Infof("initramfs: packing %s (%d entries, %d bytes) into %s with the %s encoder", srcDir, len(items), j.size, outFile, c)
 	if err := writeAtomic(outFile, func(f *os.File) error { return j.write(ctx, f) }); err != nil {
 		return Stats{}, err
 	}
@@ -52,7 +53,7 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 		_, n, _ := layout(j.size, opt)
 		st.Blocks = int(n)
 	}
-	opt.log().Infof("initramfs: wrote %s: %d bytes (%.1f%% of %d)", outFile, st.Compressed,
+	logging.OrDiscard(opt.Log).Infof("initramfs: wrote %s: %d bytes (%.1f%% of %d)", outFile, st.Compressed,
 		100*float64(st.Compressed)/float64(st.Uncompressed), st.Uncompressed)
 	return st, nil
 }
@@ -83,7 +84,7 @@ func (j *job) write(ctx context.Context, f *os.File) (err error) {
 	}()
 	var sink io.Writer = enc
 	if j.opt.Progress != nil {
-		bar := progress.Start("initramfs "+string(j.backend), j.size, progress.Bytes, progress.Options{Out: j.opt.Progress})
+		bar := progress.Start("initramfs "+string(j.backend), j.size, progress.Bytes, *j.opt.Progress)
 		defer bar.Finish()
 		sink = io.MultiWriter(enc, bar.Writer())
 	}

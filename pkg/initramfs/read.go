@@ -27,6 +27,23 @@ type archiveInfo struct {
 	check        string // xz check name; "" for an uncompressed cpio
 }
 
+// Walk calls fn for every entry of the archive at path, an xz-compressed
+// (or plain) newc cpio, with a reader of its body; bodies fn leaves unread
+// are skipped. The whole archive is read, so corruption anywhere is an
+// error.
+func Walk(ctx context.Context, path string, fn func(h *cpio.Header, body io.Reader) error) error {
+	_, err := readArchive(ctx, path, fn)
+	return err
+}
+
+// WalkStream is Walk for an archive at the start of r that other data may
+// follow, such as the initramfs inside a kernel image: it reads one xz
+// stream, or a plain cpio up to its trailer, and nothing after it.
+func WalkStream(ctx context.Context, r io.Reader, fn func(h *cpio.Header, body io.Reader) error) error {
+	_, err := readStream(ctx, bufio.NewReaderSize(r, 1<<20), true, fn)
+	return err
+}
+
 // readArchive opens path, an xz-compressed (or plain) newc cpio, and calls
 // fn for every entry with a reader of its body; bodies fn leaves unread are
 // read and discarded, so a corrupt stream always surfaces as an error.
@@ -40,19 +57,32 @@ func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body 
 	if err != nil {
 		return archiveInfo{}, err
 	}
-	info := archiveInfo{compressed: fi.Size()}
-	br := bufio.NewReaderSize(f, 1<<20)
+	info, err := readStream(ctx, bufio.NewReaderSize(f, 1<<20), false, fn)
+	info.compressed = fi.Size()
+	return info, err
+}
+
+// readStream reads the archive in br; single stops at the end of the first
+// xz stream (or the cpio trailer) instead of reading br to its end.
+func readStream(ctx context.Context, br *bufio.Reader, single bool, fn func(h *cpio.Header, body io.Reader) error) (archiveInfo, error) {
+	var info archiveInfo
 	head, _ := br.Peek(len(xzMagic) + 2)
 	var src io.Reader = br
 	switch {
+	case bytes.HasPrefix(head, xzMagic) && len(head) < len(xzMagic)+2:
+		// The stream flags are missing (found by FuzzCheck).
+		return info, fmt.Errorf("xz: stream header truncated after %d bytes", len(head))
 	case bytes.HasPrefix(head, xzMagic):
 		info.check = checkNames[head[7]&0x0f]
 		if info.check == "" {
 			info.check = fmt.Sprintf("unknown (%d)", head[7]&0x0f)
 		}
-		if src, err = xz.NewReader(br); err != nil {
+		xr, err := xz.NewReader(br)
+		if err != nil {
 			return info, fmt.Errorf("xz: %w", err)
 		}
+		xr.SingleStream = single
+		src = xr
 	case bytes.HasPrefix(head, []byte("0707")):
 		// an uncompressed cpio, which the kernel accepts too
 	default:
@@ -78,9 +108,14 @@ func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body 
 			return info, err
 		}
 	}
+	if single && src == io.Reader(br) {
+		return info, nil // a plain cpio: what follows the trailer is not ours
+	}
 	// Reading to the end makes the xz reader verify the stream's index
-	// and checks after the cpio trailer.
-	if _, err := io.Copy(io.Discard, counted); err != nil {
+	// and checks after the cpio trailer. A single stream followed by other
+	// data ends with the reader's complaint about that data, which it
+	// makes only after the stream's footer checked out.
+	if _, err := io.Copy(io.Discard, counted); err != nil && !(single && err.Error() == "xz: unexpected data after stream") {
 		return info, fmt.Errorf("after the cpio trailer: %w", err)
 	}
 	info.uncompressed = counted.n

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -51,10 +52,7 @@ type Options struct {
 	SourceDateEpoch int64
 	// Depmod is the depmod binary; "" means depmod from PATH.
 	Depmod string
-	// BootModules are the modules the image loads at boot (modules.conf):
-	// a RuntimeNeeds option built as a module is met only by one of them.
-	BootModules []string
-	Log         logrus.FieldLogger
+	Log    logrus.FieldLogger
 }
 
 func (o Options) makeArgs(targets ...string) []string {
@@ -78,7 +76,7 @@ func (o Options) env() []string {
 
 func (o Options) make(ctx context.Context, step string, targets ...string) error {
 	l := Layout{o.Dir}
-	logf(o.Log, "kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
+	logging.OrDiscard(o.Log).Infof("kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
 	return runLogged(ctx, l.Tree(), l.Logs(), step, o.env(), "make", o.makeArgs(targets...)...)
 }
 
@@ -132,12 +130,6 @@ func configure(ctx context.Context, opt Options, initramfs, dotConfig string) ([
 	}
 	if g := got.String("CONFIG_INITRAMFS_SOURCE"); g != initramfs {
 		return nil, fmt.Errorf("configure kernel: CONFIG_INITRAMFS_SOURCE is %q after olddefconfig, want %q", g, initramfs)
-	}
-	// The image builds either way, but would not come up: say what and why.
-	for _, u := range CheckRuntime(got, opt.BootModules) {
-		if opt.Log != nil {
-			opt.Log.Warnf("kernel config %s lacks what the runtime needs: %s", opt.ConfigPath, u)
-		}
 	}
 	return Missing(want, got), nil
 }

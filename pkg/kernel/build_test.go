@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -126,6 +127,11 @@ func TestBuildKernelBootsEmbeddedInitramfs(t *testing.T) {
 	t.Logf("bzImage built in %s", time.Since(start).Round(time.Second))
 	if got, err := VerifyEmbedded(ctx, vmlinuz, archive, id1); err != nil || got != id1 {
 		t.Fatalf("VerifyEmbedded = %q, %v", got, err)
+	}
+	// What image:sbom and image:diff read: the archive, from its first byte.
+	packed, _ := os.ReadFile(archive)
+	if embedded, err := EmbeddedInitramfs(ctx, vmlinuz); err != nil || !bytes.HasPrefix(embedded, packed) {
+		t.Errorf("EmbeddedInitramfs: %v (found %d bytes, want a copy of the %d of %s)", err, len(embedded), len(packed), archive)
 	}
 	boot(t, runit, vmlinuz, marker1)
 

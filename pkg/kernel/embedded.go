@@ -135,20 +135,64 @@ func decompressPayload(ctx context.Context, p []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unsupported kernel compression (magic % x); use CONFIG_KERNEL_XZ, ZSTD, GZIP, BZIP2 or LZMA", p[:min(6, len(p))])
 }
 
+// ErrNoEmbeddedInitramfs is wrapped when a kernel image carries no xz
+// initramfs.
+var ErrNoEmbeddedInitramfs = errors.New("no embedded initramfs")
+
+// EmbeddedInitramfs returns the initramfs a bzImage carries: the payload
+// from the start of the first xz stream that decompresses to a newc cpio
+// archive (what follows the stream is the rest of the kernel).
+func EmbeddedInitramfs(ctx context.Context, bzImage string) ([]byte, error) {
+	vmlinux, err := Payload(ctx, bzImage)
+	if err != nil {
+		return nil, err
+	}
+	for off := range xzStreams(vmlinux) {
+		if isCpioXZ(vmlinux[off:]) {
+			return vmlinux[off:], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", bzImage, ErrNoEmbeddedInitramfs)
+}
+
+// xzStreams yields the offset of every xz stream magic in b.
+func xzStreams(b []byte) func(yield func(int) bool) {
+	magic := []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+	return func(yield func(int) bool) {
+		for off := 0; ; {
+			i := bytes.Index(b[off:], magic)
+			if i < 0 || !yield(off+i) {
+				return
+			}
+			off += i + 1
+		}
+	}
+}
+
+// isCpioXZ reports whether the xz stream at the start of b begins with a
+// newc cpio header.
+func isCpioXZ(b []byte) bool {
+	xr, err := xz.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	xr.SingleStream = true
+	var head [6]byte
+	if _, err := io.ReadFull(xr, head[:]); err != nil {
+		return false
+	}
+	return string(head[:]) == "070701" || string(head[:]) == "070702"
+}
+
 // findEmbeddedBuildID tries every xz stream inside vmlinux as an
 // initramfs and returns the first build id found.
 func findEmbeddedBuildID(vmlinux []byte) (string, bool) {
-	magic := []byte{0xfd, '7', 'z', 'X', 'Z', 0}
-	for off := 0; ; {
-		i := bytes.Index(vmlinux[off:], magic)
-		if i < 0 {
-			return "", false
-		}
-		if id, err := readBuildID(vmlinux[off+i:]); err == nil {
+	for off := range xzStreams(vmlinux) {
+		if id, err := readBuildID(vmlinux[off:]); err == nil {
 			return id, true
 		}
-		off += i + 1
 	}
+	return "", false
 }
 
 // readBuildID decompresses an xz newc cpio archive and returns the content

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Paths inside the image that /init and the zinit units read.
@@ -105,7 +106,7 @@ func Copy(ctx context.Context, p Plan, opt CopyOptions) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("copy modules: %w", err)
 	}
-	if err := removeOtherVersions(filepath.Dir(dst), p.Version, opt.Log); err != nil {
+	if err := removeOtherVersions(filepath.Dir(dst), p.Version, logging.OrDiscard(opt.Log)); err != nil {
 		return err
 	}
 	files := p.Files()
@@ -143,10 +144,8 @@ func Copy(ctx context.Context, p Plan, opt CopyOptions) error {
 			return err
 		}
 	}
-	if opt.Log != nil {
-		opt.Log.WithFields(logrus.Fields{"modules": len(files), "copied": copied, "removed": removed,
-			"stage1": len(s1), "stage2": len(s2)}).Info("modules copied")
-	}
+	logging.OrDiscard(opt.Log).WithFields(logrus.Fields{"modules": len(files), "copied": copied, "removed": removed,
+		"stage1": len(s1), "stage2": len(s2)}).Info("modules copied")
 	return nil
 }
 
@@ -168,9 +167,7 @@ func removeOtherVersions(modulesDir, version string, log logrus.FieldLogger) err
 		if e.Name() == version {
 			continue
 		}
-		if log != nil {
-			log.WithField("dir", filepath.Join(modulesDir, e.Name())).Warn("removing modules of another kernel version")
-		}
+		log.WithField("dir", filepath.Join(modulesDir, e.Name())).Warn("removing modules of another kernel version")
 		if err := os.RemoveAll(filepath.Join(modulesDir, e.Name())); err != nil {
 			return fmt.Errorf("copy modules: %w", err)
 		}

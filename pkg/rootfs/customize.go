@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // BuildIDFile is where Customize records the build id inside the rootfs; the
@@ -34,7 +36,11 @@ type CustomizeOptions struct {
 	Time time.Time
 	// GitRevision of the builder's repository ("" when unknown).
 	GitRevision string
-	Log         logrus.FieldLogger
+	// Derived are files written after Customize from its result (the
+	// SBOM, which records the build id), as absolute in-root paths: like
+	// the branding, they are left out of the fingerprint.
+	Derived []string
+	Log     logrus.FieldLogger
 }
 
 // Consoles are the terminals the shipped getty units serve; root must be
@@ -56,7 +62,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 	}
 	id := opt.BuildID
 	if id == "" {
-		fp, err := Fingerprint(root, brandingFiles()...)
+		fp, err := Fingerprint(root, append(brandingFiles(), opt.Derived...)...)
 		if err != nil {
 			return "", err
 		}
@@ -74,9 +80,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 	if err := writeAtomic(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	if opt.Log != nil {
-		opt.Log.WithField("build_id", id).Info("rootfs customized")
-	}
+	logging.OrDiscard(opt.Log).WithField("build_id", id).Info("rootfs customized")
 	return id, nil
 }
 

@@ -104,6 +104,9 @@ type marker struct {
 	Started     time.Time `json:"started"`
 	DurationMS  int64     `json:"duration_ms"`
 	Error       string    `json:"error,omitempty"`
+	// Cancelled marks a run stopped because another stage failed or the
+	// build was interrupted, as opposed to a failure of its own.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 func markerPath(dir, name string) string  { return filepath.Join(dir, "stages", name+".done") }

@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
 // HTTP is a read-only store served over HTTP(S), typically a dir store behind
@@ -17,12 +18,17 @@ type HTTP struct {
 	client *http.Client
 }
 
-func openHTTP(rawURL string) (*HTTP, error) {
+func openHTTP(rawURL string, opt Options) (*HTTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
 	}
-	return &HTTP{base: u, url: rawURL, client: http.DefaultClient}, nil
+	if opt.Policy != nil {
+		if err := opt.Policy.checkHost(u.Hostname()); err != nil {
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+		}
+	}
+	return &HTTP{base: u, url: rawURL, client: httpclient.NewClient(opt.transport(0))}, nil
 }
 
 func (h *HTTP) candidates(id []byte) []string {
@@ -89,7 +95,7 @@ func (h *HTTP) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, fmt.Errorf("http store %s: blob %s: %w", Redact(h.url), Hex(id), ErrNotFound)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := readBlob(resp.Body, resp.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("http store %s: read blob %s: %w", Redact(h.url), Hex(id), unwrapURLError(err))
 	}

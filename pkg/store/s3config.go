@@ -139,7 +139,7 @@ func (c S3Config) UploadManifest(ctx context.Context, path string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	client, err := t.client()
+	client, err := t.client(Options{})
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package s3test
+package versitygw_test
 
 import (
 	"bytes"
@@ -8,15 +8,18 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/threefoldtech/zosbuilder/internal/s3test"
+	"github.com/threefoldtech/zosbuilder/internal/versitygw"
 )
 
 func TestStopRestart(t *testing.T) {
-	s := StartT(t)
+	s := s3test.StartT(t)
 	ctx := context.Background()
 	if err := s.CreateBucket(ctx, "bkt"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: Region})
+	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: versitygw.Region})
 	if err != nil {
 		t.Fatal(err)
 	}
