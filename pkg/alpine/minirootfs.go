@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -179,50 +180,17 @@ func Extract(ctx context.Context, opt ExtractOptions) (Minirootfs, error) {
 	if err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
-	defer RemoveTree(tmp) // a no-op once renamed
+	defer fsutil.RemoveAll(tmp) // a no-op once renamed
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
 	if err := archive.ExtractFile(ctx, tarball, tmp, archive.Options{Log: opt.Log}); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract %s: %w", m.File, err)
 	}
-	if err := swap(tmp, dir); err != nil {
+	if err := fsutil.ReplaceDir(tmp, dir); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
 	return m, nil
-}
-
-// swap replaces dir by fresh: the old tree is renamed aside first, so dir
-// is at every moment either the old tree or the new one.
-func swap(fresh, dir string) error {
-	old := dir + ".old"
-	if err := RemoveTree(old); err != nil {
-		return err
-	}
-	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.Rename(fresh, dir); err != nil {
-		return err
-	}
-	return RemoveTree(old)
-}
-
-// RemoveTree removes path like os.RemoveAll, also when the tree holds
-// read-only directories (a root filesystem has some), which os.RemoveAll
-// cannot empty when not running as root.
-func RemoveTree(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || !errors.Is(err, os.ErrPermission) {
-		return err
-	}
-	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
 
 // readAllLimited reads at most n bytes of r; more is an error.

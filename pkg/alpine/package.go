@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -255,7 +256,7 @@ func unpack(ctx context.Context, data io.Reader, dest string, log logrus.FieldLo
 	if err != nil {
 		return err
 	}
-	defer RemoveTree(tmp)
+	defer fsutil.RemoveAll(tmp)
 	if err := archive.ExtractTar(ctx, data, tmp, archive.Options{Log: log}); err != nil {
 		return err
 	}

@@ -181,17 +181,18 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 		return f, err
 	}
 	dir := b.opt.checkoutDir(b.c)
-	tmp := dir + ".extract-tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".extract-")
+	if err != nil {
+		return "", err
+	}
+	defer fsutil.RemoveAll(tmp) // a no-op once renamed
 	if err := archive.ExtractFile(ctx, f, tmp, archive.Options{Log: b.log}); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	return dir, os.Rename(tmp, dir)
+	return dir, fsutil.ReplaceDir(tmp, dir)
 }
 
 // compile runs the BUILD kind in src and returns the built binary's path.

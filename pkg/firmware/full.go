@@ -19,6 +19,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -555,7 +556,7 @@ func prune(dir string, keep []string) error {
 	}
 	for _, e := range ents {
 		if !used[e.Name()] {
-			if err := alpine.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
+			if err := fsutil.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}

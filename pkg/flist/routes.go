@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -115,20 +116,21 @@ func EditRoutes(ctx context.Context, fl string, edit func([]store.Route) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("edit routes: %w", err)
 	}
-	tmp, err := copyToTemp(path)
+	// An flist names blobs: it is a record, synced (see fsutil).
+	out, err := fsutil.Create(path, st.Mode().Perm(), fsutil.ModTime(st.ModTime()), fsutil.Sync())
 	if err != nil {
 		return nil, fmt.Errorf("flist %s: edit routes: %w", fl, err)
 	}
-	defer os.Remove(tmp) // a no-op once renamed
-	err = writeRouteTable(ctx, tmp, after)
+	defer out.Cleanup()
+	defer os.Remove(out.Name() + "-journal") // left by a failed transaction
+	err = copyFile(out.File, path)
 	if err == nil {
-		err = os.Chtimes(tmp, st.ModTime(), st.ModTime())
+		err = writeRouteTable(ctx, out.Name(), after)
 	}
 	if err == nil {
-		err = commitFile(tmp, path, st.Mode().Perm())
+		err = out.Commit()
 	}
 	if err != nil {
-		_ = os.Remove(tmp + "-journal")
 		return nil, fmt.Errorf("flist %s: edit routes: %w", fl, err)
 	}
 	return after, nil
@@ -194,23 +196,15 @@ func checkRoutes(routes []store.Route, used *[256]int) error {
 	return nil
 }
 
-// copyToTemp copies path to a new temporary file beside it.
-func copyToTemp(path string) (string, error) {
+// copyFile copies the file at path to w.
+func copyFile(w io.Writer, path string) error {
 	src, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer src.Close()
-	dst, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(dst, src)
-	if err = errors.Join(err, dst.Close()); err != nil {
-		os.Remove(dst.Name())
-		return "", err
-	}
-	return dst.Name(), nil
+	_, err = io.Copy(w, src)
+	return err
 }
 
 // writeRouteTable replaces the route rows of the flist at path in one
