@@ -53,6 +53,20 @@ func TestCheckGood(t *testing.T) {
 			t.Errorf("printed report lacks %q:\n%s", want, buf.String())
 		}
 	}
+	// The same archive read as a stream: the same report but for the
+	// compressed size, which a stream does not tell.
+	stream, err := initramfs.CheckStream(context.Background(), bytes.NewReader(readFile(t, out)), "embedded", initramfs.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream.Compressed != 0 || stream.Uncompressed != rep.Uncompressed || stream.Entries != rep.Entries || !slices.Equal(stream.Largest, rep.Largest) {
+		t.Errorf("stream report %+v, file report %+v", stream, rep)
+	}
+	buf.Reset()
+	must(t, stream.Print(&buf))
+	if !strings.HasPrefix(buf.String(), "embedded: ") || !strings.Contains(buf.String(), "xz check CRC32") {
+		t.Errorf("printed stream report:\n%s", buf.String())
+	}
 }
 
 // TestCheckLimitsLargest packs more than LargestCount files.
@@ -173,20 +187,37 @@ func TestCheckBad(t *testing.T) {
 			if check == 0 {
 				check = xz.CRC32
 			}
-			rep, err := initramfs.Check(context.Background(), rawArchive(t, tt.entries, check), initramfs.CheckOptions{MaxSize: tt.max})
-			if tt.want == nil {
-				if err != nil || len(rep.Problems) > 0 {
-					t.Fatalf("valid archive: %v %q", err, rep.Problems)
-				}
-				return
+			archive := rawArchive(t, tt.entries, check)
+			rep, err := initramfs.Check(context.Background(), archive, initramfs.CheckOptions{MaxSize: tt.max})
+			verify(t, rep, err, tt.want, tt.problem)
+			if tt.want == initramfs.ErrTooLarge {
+				return // the size of an archive inside a stream is not known
 			}
-			if !errors.Is(err, tt.want) || !errors.Is(err, initramfs.ErrInvalid) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-			if joined := strings.Join(rep.Problems, "; "); !strings.Contains(joined, tt.problem) || !strings.Contains(err.Error(), tt.problem) {
-				t.Errorf("problems %q, error %q; want %q in both", joined, err, tt.problem)
+			// The same archive inside a kernel: CheckStream finds the same.
+			embedded := append(readFile(t, archive), "rest of the kernel"...)
+			rep, err = initramfs.CheckStream(context.Background(), bytes.NewReader(embedded), "vmlinuz.efi", initramfs.CheckOptions{MaxSize: tt.max})
+			verify(t, rep, err, tt.want, tt.problem)
+			if err != nil && !strings.Contains(err.Error(), "vmlinuz.efi") {
+				t.Errorf("the stream's error does not name it: %v", err)
 			}
 		})
+	}
+}
+
+// verify compares what Check said with what a TestCheckBad case expects.
+func verify(t *testing.T, rep *initramfs.Report, err, want error, problem string) {
+	t.Helper()
+	if want == nil {
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("valid archive: %v %q", err, rep.Problems)
+		}
+		return
+	}
+	if !errors.Is(err, want) || !errors.Is(err, initramfs.ErrInvalid) {
+		t.Fatalf("got %v, want %v", err, want)
+	}
+	if joined := strings.Join(rep.Problems, "; "); !strings.Contains(joined, problem) || !strings.Contains(err.Error(), problem) {
+		t.Errorf("problems %q, error %q; want %q in both", joined, err, problem)
 	}
 }
 
@@ -199,6 +230,9 @@ func TestCheckCorrupt(t *testing.T) {
 	must(t, os.WriteFile(out, data, 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("corrupt archive: %v, want ErrInvalid", err)
+	}
+	if _, err := initramfs.CheckStream(context.Background(), bytes.NewReader(data), "kernel", initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
+		t.Errorf("corrupt embedded archive: %v, want ErrInvalid", err)
 	}
 	must(t, os.WriteFile(out, []byte("not an archive at all"), 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {

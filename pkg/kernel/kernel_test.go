@@ -151,6 +151,17 @@ func TestReadBuildID(t *testing.T) {
 	if _, err := readBuildID(pack()); err == nil || !strings.Contains(err.Error(), "not in the initramfs") {
 		t.Fatalf("without build id: err = %v", err)
 	}
+	// A header whose fields are not hex is a clear error (the hand-made
+	// parser once printed "bad cpio header: %!w(<nil>)").
+	cmd := exec.Command(xzBin, "--check=crc32")
+	cmd.Stdin = strings.NewReader("070701" + strings.Repeat("zz", 52))
+	bad, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBuildID(bad); err == nil || strings.Contains(err.Error(), "%!") || !strings.Contains(err.Error(), "embedded initramfs") {
+		t.Errorf("bad header: err = %v", err)
+	}
 }
 
 func writeFile(t testing.TB, path, content string) {

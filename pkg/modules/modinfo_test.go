@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 )
 
 // TestReadModinfoCompressed compresses real Debian modules with the xz and
@@ -90,7 +91,7 @@ func TestReadModinfoErrors(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoModinfo", err)
 	}
 	badXZ := filepath.Join(dir, "y.ko.xz")
-	write(t, badXZ, string(magicXZ)+"garbage")
+	write(t, badXZ, string(compression.XZMagic)+"garbage")
 	if _, err := ReadModinfo(badXZ); err == nil || !strings.Contains(err.Error(), "xz") {
 		t.Errorf("err = %v, want an xz error", err)
 	}
