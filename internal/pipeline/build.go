@@ -125,7 +125,7 @@ func (e *Env) PrintConfig(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, k.Value, k.Origin)
 	}
 	if e.cfg.RFS != nil {
-		fmt.Fprintf(tw, "rfs.conf\t%s (S3 %s, bucket %s)\t\n", e.cfg.RFS.File, e.cfg.RFS.S3Endpoint, e.cfg.RFS.S3Bucket)
+		fmt.Fprintf(tw, "rfs.conf\t%s (S3 %s, bucket %s)\t\n", e.cfg.RFS.File, e.cfg.RFS.Endpoint, e.cfg.RFS.Bucket)
 	} else {
 		fmt.Fprintf(tw, "rfs.conf\tnone: flists go to a local dir:// store\t\n")
 	}

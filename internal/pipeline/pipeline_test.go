@@ -332,3 +332,24 @@ func TestFindStage(t *testing.T) {
 		t.Errorf("unknown stage: %v", err)
 	}
 }
+
+// Boolean environment variables read like booleans in build.conf; a value
+// that is not one is an error naming the variable, not a silent false.
+func TestEnvFlags(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  bool
+		err   bool
+	}{{"", false, false}, {"1", true, false}, {"yes", true, false}, {"ON", true, false}, {"0", false, false}, {"off", false, false}, {"yes please", false, true}} {
+		got, err := envFlag([]string{"DEEP=x", "DEEP=" + tt.value}, "DEEP")
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("DEEP=%q: %v, %v", tt.value, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "DEEP") {
+			t.Errorf("error does not name the variable: %v", err)
+		}
+	}
+	if _, err := Load(Options{Root: project(t, false), Environ: []string{"FORCE=sure"}, LogOut: io.Discard}); err == nil || !strings.Contains(err.Error(), "FORCE") {
+		t.Errorf("FORCE=sure: %v", err)
+	}
+}

@@ -185,10 +185,7 @@ ROUTE_ENDPOINT="https://gw.example.org:443"
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := cfg.RFS
-	s3 := store.S3Config{Endpoint: r.S3Endpoint, Region: r.S3Region, Bucket: r.S3Bucket, AccessKey: r.S3AccessKey, SecretKey: r.S3SecretKey,
-		ReadAccessKey: r.ReadAccessKey, ReadSecretKey: r.ReadSecretKey, RouteEndpoint: r.RouteEndpoint, RoutePath: r.RoutePath, RouteRegion: r.RouteRegion}
-	route, err := s3.RouteURL()
+	route, err := cfg.RFS.RouteURL()
 	if err != nil {
 		t.Fatal(err)
 	}
