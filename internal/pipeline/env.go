@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -172,7 +173,7 @@ func (e *Env) redact(err error) error {
 		return err
 	}
 	msg := err.Error()
-	clean := logging.Redact(msg, secretsOf(e.cfg.RFS))
+	clean := redact.Secrets(msg, secretsOf(e.cfg.RFS))
 	if clean == msg {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -99,17 +100,17 @@ func ResolveMinirootfs(ctx context.Context, f *download.Fetcher, src Source, ver
 	}
 	var releases []release
 	if err := yaml.Unmarshal(b, &releases); err != nil {
-		return Minirootfs{}, fmt.Errorf("parse %s: %w", download.Redact(index), err)
+		return Minirootfs{}, fmt.Errorf("parse %s: %w", redact.MaskURL(index), err)
 	}
 	for _, r := range releases {
 		if r.Flavor != "alpine-minirootfs" || (r.Arch != "" && r.Arch != src.arch()) {
 			continue
 		}
 		if r.Version == "" {
-			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a version", download.Redact(index))
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a version", redact.MaskURL(index))
 		}
 		if err := download.CheckName(r.File); err != nil {
-			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry: file: %w", download.Redact(index), err)
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry: file: %w", redact.MaskURL(index), err)
 		}
 		m := Minirootfs{Version: r.Version, File: r.File, URL: src.ReleasesURL() + "/" + r.File, SHA256: r.SHA256}
 		if m.SHA256 == "" {
@@ -119,7 +120,7 @@ func ResolveMinirootfs(ctx context.Context, f *download.Fetcher, src Source, ver
 		}
 		return m, nil
 	}
-	return Minirootfs{}, fmt.Errorf("%s: no alpine-minirootfs release for %s", download.Redact(index), src.arch())
+	return Minirootfs{}, fmt.Errorf("%s: no alpine-minirootfs release for %s", redact.MaskURL(index), src.arch())
 }
 
 // readSHA256File reads a sha256sum-style file ("HEX  NAME") and returns the
@@ -139,7 +140,7 @@ func readSHA256File(ctx context.Context, f *download.Fetcher, url, name string) 
 			return strings.ToLower(fields[0]), nil
 		}
 	}
-	return "", fmt.Errorf("%s: no sha256 for %s", download.Redact(url), name)
+	return "", fmt.Errorf("%s: no sha256 for %s", redact.MaskURL(url), name)
 }
 
 // ExtractOptions configure Extract.

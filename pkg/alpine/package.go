@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -43,7 +44,7 @@ func FetchIndex(ctx context.Context, f *download.Fetcher, repoURL string, keys K
 	}
 	entries, err := ReadIndex(data, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", download.Redact(indexURL), err)
+		return nil, fmt.Errorf("%s: %w", redact.MaskURL(indexURL), err)
 	}
 	for i := range entries {
 		entries[i].Repository = repoURL

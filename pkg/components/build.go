@@ -17,6 +17,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
@@ -176,7 +177,7 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", download.Redact(b.c.Source), sum.Algo, sum.Hex)
+	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", redact.MaskURL(b.c.Source), sum.Algo, sum.Hex)
 	if ok, err := elfbin.IsELF(f); err != nil || ok {
 		return f, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -151,7 +152,7 @@ func FullSet(ctx context.Context, opt FullOptions) (Full, error) {
 	}
 	if len(pkgs) == 0 {
 		return Full{}, fmt.Errorf("full firmware set: no linux-firmware package in the %s repositories of %s", strings.Join(repos, " and "),
-			download.Redact(opt.Source.RepositoryArchURL("*")))
+			redact.MaskURL(opt.Source.RepositoryArchURL("*")))
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
 
@@ -299,7 +300,7 @@ func fetchPackage(ctx context.Context, opt FullOptions, p alpine.IndexEntry, des
 	vp, err := alpine.OpenPackage(fh, st.Size(), p, opt.Keys)
 	t.verify = time.Since(t0)
 	if err != nil {
-		return t, fmt.Errorf("%s: %w", download.Redact(url), err)
+		return t, fmt.Errorf("%s: %w", redact.MaskURL(url), err)
 	}
 	t0 = time.Now()
 	err = vp.Extract(ctx, dest, alpine.PackageExtractOptions{Log: opt.Log})

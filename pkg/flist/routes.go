@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -37,7 +38,7 @@ func WriteRoutes(w io.Writer, routes []store.Route) error {
 }
 
 func routeString(r store.Route) string {
-	return fmt.Sprintf("range:[%d-%d] store:%s", r.Start, r.End, store.Mask(r.URL))
+	return fmt.Sprintf("range:[%d-%d] store:%s", r.Start, r.End, redact.MaskURL(r.URL))
 }
 
 // ListRoutes returns the route table of the flist at fl.
@@ -78,10 +79,10 @@ func SetRoutes(ctx context.Context, fl string, routes []store.Route) ([]store.Ro
 func DeleteRoutes(ctx context.Context, fl, storeURL string) ([]store.Route, error) {
 	return EditRoutes(ctx, fl, func(routes []store.Route) ([]store.Route, error) {
 		kept := slices.DeleteFunc(routes, func(r store.Route) bool {
-			return r.URL == storeURL || store.Mask(r.URL) == storeURL
+			return r.URL == storeURL || redact.MaskURL(r.URL) == storeURL
 		})
 		if len(kept) == len(routes) {
-			return nil, fmt.Errorf("%w: no route with the store %s (mage rfs:stores FL lists them)", ErrRoutes, store.Mask(storeURL))
+			return nil, fmt.Errorf("%w: no route with the store %s (mage rfs:stores FL lists them)", ErrRoutes, redact.MaskURL(storeURL))
 		}
 		return kept, nil
 	})

@@ -39,21 +39,6 @@ func TestStripPassword(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	tests := []struct{ in, secret string }{
-		{"s3://k:topsecret@h:9000/b", "topsecret"},
-		{"s3://k:top/secret@h:9000/b", "top/secret"},    // unescaped '/' does not parse
-		{"s3://k:top secret%zz@h:9000/b", "top secret"}, // bad escape
-		{"k:topsecret@h", "topsecret"},
-	}
-	for _, tt := range tests {
-		got := Redact(tt.in)
-		if strings.Contains(got, tt.secret) || strings.Contains(got, "secret") {
-			t.Errorf("Redact(%q) = %q still holds the secret", tt.in, got)
-		}
-	}
-}
-
 func TestParseSpec(t *testing.T) {
 	tests := []struct {
 		spec    string
