@@ -14,6 +14,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
@@ -47,7 +48,7 @@ func TestCheckGood(t *testing.T) {
 		t.Errorf("largest entries not largest first: %+v", rep.Largest)
 	}
 	var buf bytes.Buffer
-	must(t, rep.Print(&buf))
+	testutil.Must(t, rep.Print(&buf))
 	for _, want := range []string{"CRC32", "lib/big.so", "largest"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("printed report lacks %q:\n%s", want, buf.String())
@@ -63,7 +64,7 @@ func TestCheckGood(t *testing.T) {
 		t.Errorf("stream report %+v, file report %+v", stream, rep)
 	}
 	buf.Reset()
-	must(t, stream.Print(&buf))
+	testutil.Must(t, stream.Print(&buf))
 	if !strings.HasPrefix(buf.String(), "embedded: ") || !strings.Contains(buf.String(), "xz check CRC32") {
 		t.Errorf("printed stream report:\n%s", buf.String())
 	}
@@ -77,7 +78,7 @@ func TestCheckLimitsLargest(t *testing.T) {
 	}
 	out, _ := pack(t, makeTree(t, files), initramfs.Options{})
 	rep, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{})
-	must(t, err)
+	testutil.Must(t, err)
 	if len(rep.Largest) != initramfs.LargestCount {
 		t.Errorf("largest has %d entries, want %d", len(rep.Largest), initramfs.LargestCount)
 	}
@@ -118,22 +119,22 @@ func rawArchive(t testing.TB, entries []entry, check byte) string {
 		case cpio.TypeReg:
 			h.Size = int64(len(e.data))
 		}
-		must(t, w.WriteHeader(h))
+		testutil.Must(t, w.WriteHeader(h))
 		if h.Size > 0 {
 			_, err := w.Write([]byte(e.data))
-			must(t, err)
+			testutil.Must(t, err)
 		}
 	}
-	must(t, w.Close())
+	testutil.Must(t, w.Close())
 	out := filepath.Join(t.TempDir(), "raw.cpio.xz")
 	f, err := os.Create(out)
-	must(t, err)
+	testutil.Must(t, err)
 	zw, err := xz.WriterConfig{CheckSum: check}.NewWriter(f)
-	must(t, err)
+	testutil.Must(t, err)
 	_, err = zw.Write(c.Bytes())
-	must(t, err)
-	must(t, zw.Close())
-	must(t, f.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, zw.Close())
+	testutil.Must(t, f.Close())
 	return out
 }
 
@@ -227,14 +228,14 @@ func TestCheckCorrupt(t *testing.T) {
 	out, _ := pack(t, makeTree(t, rootfs()), initramfs.Options{SourceDateEpoch: epoch})
 	data := readFile(t, out)
 	data[len(data)/2] ^= 0x55
-	must(t, os.WriteFile(out, data, 0o644))
+	testutil.Must(t, os.WriteFile(out, data, 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("corrupt archive: %v, want ErrInvalid", err)
 	}
 	if _, err := initramfs.CheckStream(context.Background(), bytes.NewReader(data), "kernel", initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("corrupt embedded archive: %v, want ErrInvalid", err)
 	}
-	must(t, os.WriteFile(out, []byte("not an archive at all"), 0o644))
+	testutil.Must(t, os.WriteFile(out, []byte("not an archive at all"), 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("garbage: %v, want ErrInvalid", err)
 	}
@@ -245,10 +246,10 @@ func TestCheckCorrupt(t *testing.T) {
 func TestListGolden(t *testing.T) {
 	out, _ := pack(t, makeTree(t, rootfs()), initramfs.Options{SourceDateEpoch: epoch})
 	var buf bytes.Buffer
-	must(t, initramfs.List(context.Background(), &buf, out))
+	testutil.Must(t, initramfs.List(context.Background(), &buf, out))
 	golden := filepath.Join("testdata", "list.golden")
 	if *update {
-		must(t, os.WriteFile(golden, buf.Bytes(), 0o644))
+		testutil.Must(t, os.WriteFile(golden, buf.Bytes(), 0o644))
 	}
 	if want := readFile(t, golden); !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("List output differs from %s (rerun with -update after checking):\n%s", golden, buf.String())

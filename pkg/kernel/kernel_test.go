@@ -19,7 +19,7 @@ func TestFullVersion(t *testing.T) {
 	dir := t.TempDir()
 	cfg := func(content string) string {
 		p := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".config")
-		writeFile(t, p, content)
+		testutil.WriteFile(t, p, content, 0o644)
 		return p
 	}
 	for _, c := range []struct {
@@ -57,12 +57,12 @@ func TestCheckRelease(t *testing.T) {
 	if err := CheckRelease(tree, "6.12.44-Zero-OS"); err != nil {
 		t.Fatalf("unbuilt tree: %v", err)
 	}
-	writeFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS+\n")
+	testutil.WriteFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS+\n", 0o644)
 	err := CheckRelease(tree, "6.12.44-Zero-OS")
 	if !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "6.12.44-Zero-OS+") || !strings.Contains(err.Error(), "give 6.12.44-Zero-OS") {
 		t.Fatalf("err = %v, want a mismatch naming both versions", err)
 	}
-	writeFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS\n")
+	testutil.WriteFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS\n", 0o644)
 	if err := CheckRelease(tree, "6.12.44-Zero-OS"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +70,8 @@ func TestCheckRelease(t *testing.T) {
 
 func TestConfigMissing(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "want"), "CONFIG_A=y\nCONFIG_B=m\nCONFIG_C=y\n# CONFIG_D is not set\nCONFIG_S=\"x\"\nCONFIG_N=3\n")
-	writeFile(t, filepath.Join(dir, "got"), "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"y\"\nCONFIG_N=4\n")
+	testutil.WriteFile(t, filepath.Join(dir, "want"), "CONFIG_A=y\nCONFIG_B=m\nCONFIG_C=y\n# CONFIG_D is not set\nCONFIG_S=\"x\"\nCONFIG_N=3\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "got"), "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"y\"\nCONFIG_N=4\n", 0o644)
 	want, err := ReadConfig(filepath.Join(dir, "want"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +124,9 @@ func TestReadBuildID(t *testing.T) {
 	cpio := testutil.RequireTool(t, "cpio")
 	xzBin := testutil.RequireTool(t, "xz")
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "init"), "#!/bin/sh\n")
-	writeFile(t, filepath.Join(root, "etc/motd"), "hello, three bytes of padding\n")
-	writeFile(t, filepath.Join(root, BuildIDPath), "build-42\n")
+	testutil.WriteFile(t, filepath.Join(root, "init"), "#!/bin/sh\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, "etc/motd"), "hello, three bytes of padding\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, BuildIDPath), "build-42\n", 0o644)
 	pack := func() []byte {
 		cmd := exec.Command("sh", "-c", "find . | sort | "+cpio+" -o -H newc --quiet | "+xzBin+" --check=crc32")
 		cmd.Dir = root
@@ -161,15 +161,5 @@ func TestReadBuildID(t *testing.T) {
 	}
 	if _, err := readBuildID(bad); err == nil || strings.Contains(err.Error(), "%!") || !strings.Contains(err.Error(), "embedded initramfs") {
 		t.Errorf("bad header: err = %v", err)
-	}
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -57,7 +57,7 @@ func TestParseApkInstalled(t *testing.T) {
 // would expect, and a stray file is reported.
 func TestGenerateExplainsEveryFile(t *testing.T) {
 	im := newImage(t)
-	write(t, filepath.Join(im.root, "opt/stray"), "nobody knows\n")
+	testutil.WriteFile(t, filepath.Join(im.root, "opt/stray"), "nobody knows\n", 0o644)
 	inv := im.generate(t)
 	if got := inv.Unexplained(); !reflect.DeepEqual(got, []string{"opt/stray"}) {
 		t.Errorf("unexplained: %v", got)
@@ -179,7 +179,7 @@ func TestSBOMIsReproducible(t *testing.T) {
 	opt.Created = testEpoch.Add(time.Second)
 	later, _ := Generate(context.Background(), opt)
 	c, _ := Marshal(later)
-	write(t, filepath.Join(im2.root, "etc/zinit/udevd.yaml"), "exec: udevd --debug\n")
+	testutil.WriteFile(t, filepath.Join(im2.root, "etc/zinit/udevd.yaml"), "exec: udevd --debug\n", 0o644)
 	d, _ := Marshal(im2.generate(t))
 	if bytes.Equal(a, c) || bytes.Equal(a, d) {
 		t.Fatal("the document does not depend on its inputs")
@@ -231,7 +231,7 @@ func TestValidateRejects(t *testing.T) {
 // what nodes do not get.
 func TestStaleFlistFails(t *testing.T) {
 	im := newImage(t)
-	write(t, filepath.Join(im.modules, "kernel/drivers/net/dummy.ko"), "rebuilt dummy module")
+	testutil.WriteFile(t, filepath.Join(im.modules, "kernel/drivers/net/dummy.ko"), "rebuilt dummy module", 0o644)
 	_, err := Generate(context.Background(), im.options())
 	if !errors.Is(err, ErrStaleFlist) || !strings.Contains(err.Error(), "kernel/drivers/net/dummy.ko") {
 		t.Errorf("err %v", err)
