@@ -10,8 +10,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/threefoldtech/zosbuilder/internal/bench"
 	"github.com/threefoldtech/zosbuilder/pkg/flist/flistbench"
-	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
 
 // Bench holds benchmarks whose tables go into the README.
@@ -27,7 +27,7 @@ func (Bench) Initramfs(ctx context.Context) error {
 		}
 		tree = trees[0]
 	}
-	return initramfs.Bench(ctx, tree, os.Stdout)
+	return bench.Initramfs(ctx, tree, os.Stdout)
 }
 
 // Rfs measures flist pack throughput of a ~1 GiB tree to a dir store and to versitygw, next to the codec's single-core speed.

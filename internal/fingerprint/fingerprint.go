@@ -2,9 +2,9 @@
 // entry's relative path, type and permission bits (setuid, setgid and
 // sticky included), and the content of files or the target of symlinks.
 // Owners and times are left out: they do not change what the build makes
-// (the archive writer sets 0:0 and SOURCE_DATE_EPOCH). The stage engine
-// fingerprints its input folders with it, the rootfs its tree for the
-// build id.
+// (the archive writer sets 0:0 and SOURCE_DATE_EPOCH). The rootfs
+// fingerprints its tree with it for the build id; the stage engine's input
+// folders are fingerprinted in the same format.
 package fingerprint
 
 import (

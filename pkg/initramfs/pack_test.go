@@ -345,17 +345,6 @@ func TestPackKeepsRealDeviceNodes(t *testing.T) {
 	}
 }
 
-// TestBenchRuns runs Bench on a small tree: every variant must work and
-// print its row (the numbers themselves are for the notes, not asserted).
-func TestBenchRuns(t *testing.T) {
-	requireTools(t, "xz", "cpio", "find", "sh")
-	var buf bytes.Buffer
-	testutil.Must(t, initramfs.Bench(context.Background(), makeTree(t, rootfs()), &buf))
-	if rows := regexp.MustCompile(`(?m)^\| (shell|Pack).* \| \d+ \|`).FindAllString(buf.String(), -1); len(rows) != 6 {
-		t.Errorf("want 6 result rows:\n%s", buf.String())
-	}
-}
-
 // TestPackSymlinkedRoot packs a tree through a symlink to it: the archive
 // must hold the tree, not a symlink named ".".
 func TestPackSymlinkedRoot(t *testing.T) {
