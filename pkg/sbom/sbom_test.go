@@ -45,7 +45,7 @@ func TestParseApkInstalled(t *testing.T) {
 	for _, bad := range []struct{ db, want string }{
 		{"P:a\nV:1\n\nV:2\nR:x\n", "installed:4: package without P: or V:"},
 		{"P:x\nV:1\nF:..\nR:passwd\n", "leaves the root"},
-		{"P:x\nV:1\nnonsense\n", "installed:3: not a KEY:value line"},
+		{"P:x\nV:1\nnonsense\n", `installed:3: want K:value, got "nonsense"`},
 	} {
 		if _, err := ParseApkInstalled(strings.NewReader(bad.db), "installed"); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err %v, want %q", bad.db, err, bad.want)
