@@ -3,8 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -58,10 +58,17 @@ func (e *Env) checkInitramfs(ctx context.Context, w io.Writer, file string) erro
 // archive is not known).
 func (e *Env) initramfsReport(ctx context.Context, file string) (*initramfs.Report, error) {
 	opt := initramfs.CheckOptions{MaxSize: e.cfg.InitramfsMaxSize}
-	data, err := kernel.EmbeddedInitramfs(ctx, file)
-	if errors.Is(err, kernel.ErrNotBzImage) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, kernel.HeaderSize)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	if !kernel.HasBootHeader(head[:n]) {
 		return initramfs.Check(ctx, file, opt)
 	}
+	data, err := kernel.EmbeddedInitramfs(ctx, file)
 	if err != nil {
 		return nil, err
 	}

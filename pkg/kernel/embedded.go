@@ -61,6 +61,16 @@ func VerifyEmbedded(ctx context.Context, bzImage, initramfs, buildID string) (st
 	return got, nil
 }
 
+// HeaderSize is how much of a file HasBootHeader needs to see.
+const HeaderSize = 0x206
+
+// HasBootHeader reports whether head, the start of a file, carries the
+// Linux x86 boot protocol header ("HdrS" at 0x202): a bzImage such as
+// vmlinuz.efi.
+func HasBootHeader(head []byte) bool {
+	return len(head) >= HeaderSize && string(head[0x202:HeaderSize]) == "HdrS"
+}
+
 // Payload returns the decompressed kernel (vmlinux plus relocations) that
 // a bzImage carries, located by the boot protocol header (2.08 or later).
 func Payload(ctx context.Context, bzImage string) ([]byte, error) {
@@ -68,7 +78,7 @@ func Payload(ctx context.Context, bzImage string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read kernel image: %w", err)
 	}
-	if len(img) < 0x250 || string(img[0x202:0x206]) != "HdrS" {
+	if len(img) < 0x250 || !HasBootHeader(img) {
 		return nil, fmt.Errorf("%s: %w", bzImage, ErrNotBzImage)
 	}
 	if v := binary.LittleEndian.Uint16(img[0x206:]); v < 0x208 {

@@ -72,7 +72,7 @@ func load(ctx context.Context, file string) (*Image, error) {
 	br := bufio.NewReader(f)
 	head, _ := br.Peek(0x210)
 	switch {
-	case len(head) >= 0x206 && string(head[0x202:0x206]) == "HdrS":
+	case kernel.HasBootHeader(head):
 		data, err := kernel.EmbeddedInitramfs(ctx, file)
 		if err != nil {
 			return nil, err
