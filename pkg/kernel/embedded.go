@@ -102,8 +102,10 @@ func Payload(ctx context.Context, bzImage string) ([]byte, error) {
 
 // decompressPayload handles the compressors of CONFIG_KERNEL_*. xz goes
 // through the xz program, whose decoder knows the x86 BCJ filter the kernel
-// uses. Kbuild appends the uncompressed size (4 bytes) after xz, zstd and
-// lzma streams.
+// uses. Kbuild appends the uncompressed size (4 bytes) after every stream
+// but gzip's (arch/x86/boot/compressed/Makefile: *_with_size); xz stops
+// at its stream's end by itself, the other decoders are given the stream
+// alone (Go's bzip2 reader would take the size for a second stream).
 func decompressPayload(ctx context.Context, p []byte) ([]byte, error) {
 	switch compression.Detect(p) {
 	case compression.Plain:
@@ -112,7 +114,7 @@ func decompressPayload(ctx context.Context, p []byte) ([]byte, error) {
 		if _, err := exec.LookPath("xz"); err != nil {
 			return nil, fmt.Errorf("an xz kernel payload needs the xz program (the Go decoder lacks its BCJ filter): %w", err)
 		}
-	case compression.Zstd, compression.LZMA:
+	case compression.Zstd, compression.LZMA, compression.Bzip2:
 		if len(p) < 4 {
 			return nil, errors.New("payload shorter than its size trailer")
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -161,5 +162,41 @@ func TestReadBuildID(t *testing.T) {
 	}
 	if _, err := readBuildID(bad); err == nil || strings.Contains(err.Error(), "%!") || !strings.Contains(err.Error(), "embedded initramfs") {
 		t.Errorf("bad header: err = %v", err)
+	}
+}
+
+// TestDecompressPayload decompresses payloads the way Kbuild lays them out
+// (the compressed stream, then, but for gzip, the uncompressed size in 4
+// bytes), written by the real compressors, for every CONFIG_KERNEL_* the
+// builder reads.
+func TestDecompressPayload(t *testing.T) {
+	vmlinux := bytes.Repeat([]byte("\x7fELF vmlinux and its relocations "), 20000)
+	size := binary.LittleEndian.AppendUint32(nil, uint32(len(vmlinux)))
+	for _, c := range []struct{ tool, format string }{
+		{"gzip", ""}, {"xz", "--check=crc32"}, {"zstd", "-q"}, {"bzip2", ""}, {"xz", "--format=lzma"},
+	} {
+		t.Run(c.tool+c.format, func(t *testing.T) {
+			testutil.RequireTool(t, c.tool)
+			args := []string{"-c"}
+			if c.format != "" {
+				args = append(args, c.format)
+			}
+			cmd := exec.Command(c.tool, args...)
+			cmd.Stdin = bytes.NewReader(vmlinux)
+			packed, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.tool != "gzip" {
+				packed = append(packed, size...)
+			}
+			got, err := decompressPayload(context.Background(), packed)
+			if err != nil || !bytes.Equal(got, vmlinux) {
+				t.Errorf("%d bytes, %v; want the %d bytes compressed", len(got), err, len(vmlinux))
+			}
+		})
+	}
+	if _, err := decompressPayload(context.Background(), []byte("\x02\x21\x4c\x18 an lz4 payload")); err == nil || !strings.Contains(err.Error(), "unsupported kernel compression") {
+		t.Errorf("lz4: %v", err)
 	}
 }
