@@ -38,6 +38,10 @@ type Options struct {
 	AccessKey string    // root access key; default "zosbuilder-test"
 	SecretKey string    // root secret; default "zosbuilder-test-secret-0123456789"
 	Log       io.Writer // server output; default discarded (its end is quoted if it fails to start)
+	// KeepAlive keeps client connections open between requests, as
+	// production S3 servers do; versitygw closes each one by default, which
+	// makes every request of a benchmark pay a new connection.
+	KeepAlive bool
 }
 
 // Server is a running (or stopped) versitygw.
@@ -46,12 +50,13 @@ type Server struct {
 	Dir                  string // data directory: <Dir>/<bucket>/<object>
 	Addr                 string // 127.0.0.1:PORT, kept across Restart
 
-	bin    string
-	log    io.Writer
-	tail   *tail // the end of the server's output, for errors
-	ownDir bool
-	cmd    *exec.Cmd
-	done   chan error
+	bin       string
+	keepAlive bool
+	log       io.Writer
+	tail      *tail // the end of the server's output, for errors
+	ownDir    bool
+	cmd       *exec.Cmd
+	done      chan error
 }
 
 // Bin returns the versitygw executable: from PATH, else ~/go/bin/versitygw
@@ -72,7 +77,7 @@ func Bin() string {
 // Start starts versitygw on 127.0.0.1 on a free port and waits until it
 // answers HTTP requests.
 func Start(ctx context.Context, opt Options) (*Server, error) {
-	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log}
+	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log, keepAlive: opt.KeepAlive}
 	if s.bin == "" {
 		s.bin = Bin()
 	}
@@ -111,7 +116,11 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	cmd := exec.Command(s.bin, "--port", s.Addr, "--quiet", "posix", "--nometa", s.Dir)
+	args := []string{"--port", s.Addr, "--quiet"}
+	if s.keepAlive {
+		args = append(args, "--keep-alive")
+	}
+	cmd := exec.Command(s.bin, append(args, "posix", "--nometa", s.Dir)...)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	s.tail = &tail{}
 	out := io.Writer(s.tail)

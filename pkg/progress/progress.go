@@ -44,7 +44,7 @@ type Options struct {
 // *Bar is valid and does nothing, so callers can make progress optional.
 type Bar struct {
 	desc  string
-	total int64
+	total atomic.Int64
 	unit  Unit
 	out   io.Writer
 	log   logrus.FieldLogger
@@ -71,7 +71,8 @@ func Start(desc string, total int64, unit Unit, opt Options) *Bar {
 	if opt.Terminal != nil {
 		tty = *opt.Terminal
 	}
-	b := &Bar{desc: desc, total: total, unit: unit, out: opt.Out, log: opt.Log}
+	b := &Bar{desc: desc, unit: unit, out: opt.Out, log: opt.Log}
+	b.total.Store(total)
 	if tty {
 		max := total
 		if max <= 0 {
@@ -118,6 +119,21 @@ func (b *Bar) tick(every time.Duration) {
 	}
 }
 
+// SetTotal sets the total once it is known, for work that starts before
+// its size is (a pack reads files while the walk is still finding them).
+func (b *Bar) SetTotal(total int64) {
+	if b == nil {
+		return
+	}
+	b.total.Store(total)
+	if b.bar != nil {
+		if total <= 0 {
+			total = -1 // unknown
+		}
+		b.bar.ChangeMax64(total)
+	}
+}
+
 // Add records n more units of work done.
 func (b *Bar) Add(n int64) {
 	if b == nil {
@@ -149,8 +165,8 @@ func (b *Bar) Status() string {
 	}
 	done := b.done.Load()
 	s := b.format(done)
-	if b.total > 0 {
-		s = fmt.Sprintf("%s / %s (%d%%)", s, b.format(b.total), done*100/b.total)
+	if total := b.total.Load(); total > 0 {
+		s = fmt.Sprintf("%s / %s (%d%%)", s, b.format(total), done*100/total)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

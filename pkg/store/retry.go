@@ -90,6 +90,9 @@ func (r *Retrying) Set(ctx context.Context, id, blob []byte) error {
 // Routes implements Store.
 func (r *Retrying) Routes() []Route { return r.s.Routes() }
 
+// Sync implements Syncer: the wrapped store's Sync, if it has one.
+func (r *Retrying) Sync(ctx context.Context) error { return Sync(ctx, r.s) }
+
 func (r *Retrying) do(ctx context.Context, op string, id []byte, fn func(context.Context) error) error {
 	delay := r.opt.Backoff
 	for attempt := 1; ; attempt++ {

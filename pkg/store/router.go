@@ -107,6 +107,15 @@ func (r *Router) Set(ctx context.Context, id, blob []byte) error {
 	return nil
 }
 
+// Sync implements Syncer: it syncs every store of the router that needs it.
+func (r *Router) Sync(ctx context.Context) error {
+	var errs []error
+	for _, rt := range r.routes {
+		errs = append(errs, Sync(ctx, rt.store))
+	}
+	return errors.Join(errs...)
+}
+
 // Routes implements Store: one row per route, in the order they were added,
 // with the router's range.
 func (r *Router) Routes() []Route {

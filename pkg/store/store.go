@@ -71,6 +71,24 @@ type Store interface {
 	Routes() []Route
 }
 
+// Syncer is implemented by stores whose Set returns before the blob is
+// durable (a dir store leaves it to the page cache). Sync makes durable
+// every blob whose Set returned before the call. The rule for writers
+// (flist.Pack keeps it): sync the store before committing an flist that
+// names its blobs, or a crash could leave a committed flist whose blobs
+// are lost.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Sync syncs s if it is a Syncer.
+func Sync(ctx context.Context, s Store) error {
+	if sy, ok := s.(Syncer); ok {
+		return sy.Sync(ctx)
+	}
+	return nil
+}
+
 // Route is one row of an flist's route table: blobs whose id[0] lies in
 // [Start, End] (inclusive) live in the store at URL.
 type Route struct {

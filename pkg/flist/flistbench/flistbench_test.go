@@ -33,6 +33,9 @@ func TestRunSmall(t *testing.T) {
 		if run.First.Uploaded == 0 || run.Second.Uploaded != 0 || run.Second.Skipped != run.First.Uploaded {
 			t.Errorf("%s: first %s; second %s", run.Store, run.First, run.Second)
 		}
+		if run.PeakRSS <= 0 {
+			t.Errorf("%s: no peak RSS measured", run.Store)
+		}
 	}
 	if rep.TreeBytes < 48<<20 {
 		t.Errorf("tree of %d bytes", rep.TreeBytes)
@@ -41,7 +44,7 @@ func TestRunSmall(t *testing.T) {
 	if err := rep.WriteTable(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| dir |", "| S3 (versitygw, loopback) |", "snappy", "Goals:"} {
+	for _, want := range []string{"| dir (", "| S3 (versitygw, loopback) |", "snappy", "Goals (ratios):", "peak RSS <= 200 MB"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
