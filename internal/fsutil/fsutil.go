@@ -20,6 +20,9 @@
 //   - Entries that are checked on every read (the flist block cache, pinned
 //     downloads) need neither: a torn entry fails its check and is fetched
 //     again.
+//
+// The dir store's blob writer (pkg/store) follows the same rule without
+// this package, to write blobs with O_DIRECT and few system calls.
 package fsutil
 
 import (
@@ -76,8 +79,9 @@ func IsTemp(name string) bool {
 // File is an output file being written under a temporary name in the folder
 // of its final path. Write to it (it is an *os.File), then Commit; defer
 // Cleanup, which removes the temporary file unless Commit succeeded. Do not
-// Close it: Commit does. Name is the temporary file's path, for tools that
-// write it by name (sqlite) while it is open.
+// Close it: Commit does. Name is the temporary file's path, for a tool that
+// writes it by name (sqlite, strip -o) while it is open, even one that
+// replaces the file: Commit acts on whatever file has the name then.
 type File struct {
 	*os.File
 	dir  *os.Root // the final path's folder
@@ -168,6 +172,9 @@ func (f *File) Commit() error {
 }
 
 func (f *File) commit() error {
+	if err := f.follow(); err != nil {
+		return err
+	}
 	err := f.File.Chmod(f.mode)
 	if err == nil && f.opt.keepOwner {
 		err = f.keepOwner()
@@ -192,6 +199,29 @@ func (f *File) commit() error {
 	if f.opt.sync {
 		return syncDir(f.dir)
 	}
+	return nil
+}
+
+// follow makes f.File the file that now has the temporary name, in case a
+// tool replaced the one Create made (sqlite removes and creates its
+// database file).
+func (f *File) follow() error {
+	named, err := f.dir.Lstat(f.tmp)
+	if err != nil {
+		return err
+	}
+	if !named.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", f.tmp)
+	}
+	if open, err := f.File.Stat(); err == nil && os.SameFile(open, named) {
+		return nil
+	}
+	file, err := f.dir.OpenFile(f.tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	f.File.Close()
+	f.File = file
 	return nil
 }
 

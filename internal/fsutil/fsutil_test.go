@@ -264,3 +264,29 @@ func TestRemoveAllReadOnlyTree(t *testing.T) {
 		t.Errorf("tree still there: %v", err)
 	}
 }
+
+// A tool that writes the temporary file by name may replace it (sqlite
+// removes and creates its database file): Commit follows the name.
+func TestCommitFollowsAReplacedFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "out.db")
+	f, err := Create(p, 0o640, Sync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Cleanup()
+	f.WriteString("written through the first file")
+	if err := os.Remove(f.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.Name(), []byte("the tool's file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	st, _ := os.Stat(p)
+	if string(b) != "the tool's file" || st.Mode().Perm() != 0o640 {
+		t.Errorf("%q %v", b, st.Mode())
+	}
+}

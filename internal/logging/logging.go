@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
 	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 

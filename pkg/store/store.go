@@ -167,9 +167,3 @@ func StripPassword(rawURL string) (string, error) {
 	}
 	return s, nil
 }
-
-// Redact is redact.MaskURL.
-//
-// Deprecated: use redact.MaskURL. Kept for pkg/store/dir.go, which another
-// change rewrites; remove it when that change has landed.
-func Redact(rawURL string) string { return redact.MaskURL(rawURL) }
