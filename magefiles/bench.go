@@ -13,7 +13,6 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/threefoldtech/zosbuilder/internal/bench"
-	"github.com/threefoldtech/zosbuilder/pkg/flist/flistbench"
 )
 
 // Bench holds benchmarks whose tables go into the README.
@@ -38,7 +37,7 @@ func (Bench) Rfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opt := flistbench.Options{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
+	opt := bench.RfsOptions{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
 	if v := os.Getenv("BENCH_RFS_MB"); v != "" {
 		mb, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || mb <= 0 {
@@ -46,7 +45,7 @@ func (Bench) Rfs(ctx context.Context) error {
 		}
 		opt.TreeBytes = mb << 20
 	}
-	rep, err := flistbench.Run(ctx, opt)
+	rep, err := bench.Rfs(ctx, opt)
 	if err != nil {
 		return err
 	}

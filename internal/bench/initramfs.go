@@ -11,10 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"golang.org/x/sys/unix"
 )
 
 // InitramfsShell is the reference pipeline Initramfs compares
@@ -95,13 +95,4 @@ func Initramfs(ctx context.Context, srcDir string, w io.Writer) error {
 // cpuTime returns the user and system time of this process and of its
 // waited-for children (xz, the shell pipeline): the work done, which unlike
 // the wall time does not depend on what else the machine runs.
-func cpuTime() time.Duration {
-	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
-			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return total
-}
+func cpuTime() time.Duration { return rusage(unix.RUSAGE_SELF) + rusage(unix.RUSAGE_CHILDREN) }
