@@ -254,7 +254,15 @@ func TestOfflineProfileBuildBoots(t *testing.T) {
 		t.Errorf("firmware:report: %v\n%s", err, report)
 	}
 
+	// kernel_build checks the initramfs copy the kernel carries, and
+	// initramfs:check reads it out of any kernel image.
 	kernel := filepath.Join(dir, "work/offline/dist/vmlinuz.efi")
+	if !regexp.MustCompile(`\[kernel_build\] .* embeds the initramfs with build id \S+ \(\d+ entries, checked\)`).MatchString(out) {
+		t.Errorf("kernel_build did not check the embedded initramfs:\n%s", out)
+	}
+	if check, err := mageStdout(t, dir, env, "initramfs:check", kernel); err != nil || !strings.Contains(check, kernel+" (embedded initramfs): ") {
+		t.Errorf("initramfs:check %s: %v\n%s", kernel, err, check)
+	}
 	boot, err := run(t, dir, nil, "./runit.sh", "--kernel", kernel, "--net", "none", "--memory", "512M",
 		"--timeout", "300", "--expect", "FAKEZINIT-DONE")
 	if err != nil {
