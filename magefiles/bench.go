@@ -12,8 +12,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/threefoldtech/zosbuilder/pkg/flist/flistbench"
-	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"github.com/threefoldtech/zosbuilder/internal/bench"
 )
 
 // Bench holds benchmarks whose tables go into the README.
@@ -29,7 +28,7 @@ func (Bench) Initramfs(ctx context.Context) error {
 		}
 		tree = trees[0]
 	}
-	return initramfs.Bench(ctx, tree, os.Stdout)
+	return bench.Initramfs(ctx, tree, os.Stdout)
 }
 
 // Rfs measures flist packs of a ~1 GiB tree (BENCH_RFS_TREE: an existing tree instead, e.g. the firmware set; BENCH_RFS_MB: the generated size) to dir stores on disk and tmpfs and to versitygw, against the codec's ceiling; prints the goals' ratios.
@@ -38,7 +37,7 @@ func (Bench) Rfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opt := flistbench.Options{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
+	opt := bench.RfsOptions{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
 	if v := os.Getenv("BENCH_RFS_MB"); v != "" {
 		mb, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || mb <= 0 {
@@ -46,7 +45,7 @@ func (Bench) Rfs(ctx context.Context) error {
 		}
 		opt.TreeBytes = mb << 20
 	}
-	rep, err := flistbench.Run(ctx, opt)
+	rep, err := bench.Rfs(ctx, opt)
 	if err != nil {
 		return err
 	}

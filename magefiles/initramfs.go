@@ -38,7 +38,7 @@ func (Initramfs) Pack(ctx context.Context, src, out string) error {
 	return e.PackInitramfs(ctx, src, out)
 }
 
-// Check runs the initramfs_test checks on any archive FILE.
+// Check runs the initramfs_test checks on any archive FILE, or on the initramfs a vmlinuz.efi FILE embeds.
 func (Initramfs) Check(ctx context.Context, file string) error {
 	e, err := load()
 	if err != nil {

@@ -68,6 +68,17 @@ func TestOfflineProfileBuild(t *testing.T) {
 		t.Errorf("firmware:report: %v\n%s", err, report)
 	}
 
+	// kernel_build checks the initramfs copy the kernel carries, and
+	// initramfs:check reads it out of any kernel image.
+	kernel := b.Path("work/offline/dist/vmlinuz.efi")
+	if strings.Contains(b.Log, "[kernel_build] running") &&
+		!regexp.MustCompile(`\[kernel_build\] .* embeds the initramfs with build id \S+ \(\d+ entries, checked\)`).MatchString(b.Log) {
+		t.Errorf("kernel_build did not check the embedded initramfs:\n%s", b.Log)
+	}
+	if check, err := mageStdout(t, b.Dir, offlineEnv, "initramfs:check", kernel); err != nil || !strings.Contains(check, kernel+" (embedded initramfs): ") {
+		t.Errorf("initramfs:check %s: %v\n%s", kernel, err, check)
+	}
+
 	// Nothing changed: no stage does any work.
 	out, err := b.Mage(t, offlineEnv, "build")
 	if err != nil || strings.Contains(out, "] running (") {

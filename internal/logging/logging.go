@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // StageField is the entry field that names the build stage a line belongs
@@ -76,15 +78,5 @@ func (f *RedactingFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []byte(Redact(string(b), f.Secrets)), nil
-}
-
-// Redact replaces every secret in s with ***.
-func Redact(s string, secrets []string) string {
-	for _, secret := range secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "***")
-		}
-	}
-	return s
+	return []byte(redact.Secrets(string(b), f.Secrets)), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/container"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
@@ -110,10 +110,7 @@ func removeAll(e *Env, dirs ...string) error {
 			continue
 		}
 		e.log.Infof("removing %s", d)
-		if err := makeWritable(d); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(d); err != nil {
+		if err := fsutil.RemoveAll(d); err != nil {
 			return fmt.Errorf("remove %s: %w", d, err)
 		}
 	}
@@ -128,7 +125,7 @@ func (e *Env) PrintConfig(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, k.Value, k.Origin)
 	}
 	if e.cfg.RFS != nil {
-		fmt.Fprintf(tw, "rfs.conf\t%s (S3 %s, bucket %s)\t\n", e.cfg.RFS.File, e.cfg.RFS.S3Endpoint, e.cfg.RFS.S3Bucket)
+		fmt.Fprintf(tw, "rfs.conf\t%s (S3 %s, bucket %s)\t\n", e.cfg.RFS.File, e.cfg.RFS.Endpoint, e.cfg.RFS.Bucket)
 	} else {
 		fmt.Fprintf(tw, "rfs.conf\tnone: flists go to a local dir:// store\t\n")
 	}
@@ -146,21 +143,6 @@ func Graph(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, "```")
-}
-
-// makeWritable gives the owner write permission on every folder under dir,
-// so RemoveAll can delete trees that tools made read-only (Go's module
-// cache inside a component build, extracted archives).
-func makeWritable(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil && info.Mode().Perm()&0o200 == 0 {
-			return os.Chmod(p, info.Mode().Perm()|0o700)
-		}
-		return nil
-	})
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

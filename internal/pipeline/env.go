@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -76,10 +77,14 @@ func Load(opt Options) (*Env, error) {
 	if cfg.RFS != nil {
 		log.Formatter = &logging.RedactingFormatter{Inner: log.Formatter, Secrets: secretsOf(cfg.RFS)}
 	}
+	force, err := envFlag(opt.Environ, "FORCE")
+	if err != nil {
+		return nil, err
+	}
 	engine, err := stage.Open(stage.Options{
 		Dir:   cfg.StateDir,
 		Root:  root,
-		Force: truthy(getenv(opt.Environ, "FORCE")),
+		Force: force,
 		Log:   log,
 	})
 	if err != nil {
@@ -103,13 +108,22 @@ func getenv(environ []string, name string) string {
 	return v
 }
 
-func truthy(s string) bool {
-	switch strings.ToLower(s) {
-	case "1", "true", "yes", "on":
-		return true
+// envFlag reads the boolean environment variable name (FORCE=1, DEEP=1):
+// unset or empty is false, a value config.ParseBool refuses is an error.
+func envFlag(environ []string, name string) (bool, error) {
+	v := getenv(environ, name)
+	if v == "" {
+		return false, nil
 	}
-	return false
+	b, err := config.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("environment variable %s: %w", name, err)
+	}
+	return b, nil
 }
+
+// flag is envFlag in the environment the Env was loaded with.
+func (e *Env) flag(name string) (bool, error) { return envFlag(e.environ, name) }
 
 // projectRoot is the nearest folder, from the working directory up, that
 // holds magefiles/ and config/: mage may be started from any subfolder.
@@ -145,7 +159,7 @@ func newLogger(out io.Writer, verbose bool) *logrus.Logger {
 
 func secretsOf(r *config.RFS) []string {
 	var out []string
-	for _, s := range []string{r.S3SecretKey, r.ReadSecretKey} {
+	for _, s := range []string{r.SecretKey, r.ReadSecretKey} {
 		if len(s) >= 4 { // a one-letter "secret" would blank out half the log
 			out = append(out, s)
 		}
@@ -159,7 +173,7 @@ func (e *Env) redact(err error) error {
 		return err
 	}
 	msg := err.Error()
-	clean := logging.Redact(msg, secretsOf(e.cfg.RFS))
+	clean := redact.Secrets(msg, secretsOf(e.cfg.RFS))
 	if clean == msg {
 		return err
 	}

@@ -38,6 +38,10 @@ func PrintSBOM(ctx context.Context, w io.Writer, file string) error {
 
 // DiffImages says what changed from image a to image b (each a vmlinuz.efi, initramfs.cpio.xz or SBOM); JSON=1 prints JSON.
 func (e *Env) DiffImages(ctx context.Context, w io.Writer, a, b string) error {
+	asJSON, err := e.flag("JSON")
+	if err != nil {
+		return err
+	}
 	ia, err := sbom.Load(ctx, a)
 	if err != nil {
 		return err
@@ -47,7 +51,7 @@ func (e *Env) DiffImages(ctx context.Context, w io.Writer, a, b string) error {
 		return err
 	}
 	d := sbom.Compare(ia, ib)
-	if truthy(e.getenv("JSON")) {
+	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(d)

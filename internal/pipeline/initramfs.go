@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
 	"github.com/threefoldtech/zosbuilder/pkg/sbom"
@@ -23,8 +26,8 @@ func (e *Env) PackInitramfs(ctx context.Context, src, out string) error {
 	return e.packInitramfs(ctx, e.log, src, out)
 }
 
-// CheckInitramfs runs the initramfs_test checks on any archive file and
-// prints the report to w.
+// CheckInitramfs runs the initramfs_test checks on any archive file, or on
+// the initramfs a kernel image embeds, and prints the report to w.
 func (e *Env) CheckInitramfs(ctx context.Context, w io.Writer, file string) error {
 	return e.checkInitramfs(ctx, w, file)
 }
@@ -43,11 +46,33 @@ func (e *Env) packInitramfs(ctx context.Context, log logrus.FieldLogger, src, ou
 }
 
 func (e *Env) checkInitramfs(ctx context.Context, w io.Writer, file string) error {
-	rep, err := initramfs.Check(ctx, file, initramfs.CheckOptions{MaxSize: e.cfg.InitramfsMaxSize})
+	rep, err := e.initramfsReport(ctx, file)
 	if rep != nil {
 		rep.Print(w)
 	}
 	return err
+}
+
+// initramfsReport checks the archive file, or the initramfs embedded in the
+// kernel image file (without its size limit: the size of an embedded
+// archive is not known).
+func (e *Env) initramfsReport(ctx context.Context, file string) (*initramfs.Report, error) {
+	opt := initramfs.CheckOptions{MaxSize: e.cfg.InitramfsMaxSize}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, kernel.HeaderSize)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	if !kernel.HasBootHeader(head[:n]) {
+		return initramfs.Check(ctx, file, opt)
+	}
+	data, err := kernel.EmbeddedInitramfs(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	return initramfs.CheckStream(ctx, bytes.NewReader(data), file+" (embedded initramfs)", opt)
 }
 
 // gitRevision names the commit of this repository the image was built

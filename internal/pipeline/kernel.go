@@ -150,7 +150,12 @@ func kernelBuild(e *Env) stage.Stage {
 				return err
 			}
 			e.warnDropped(log, dropped)
-			log.Infof("%s embeds the initramfs with build id %s", output, strings.TrimSpace(string(id)))
+			// The copy the kernel carries gets initramfs_test's checks too.
+			rep, err := e.initramfsReport(ctx, output)
+			if err != nil {
+				return err
+			}
+			log.Infof("%s embeds the initramfs with build id %s (%d entries, checked)", output, strings.TrimSpace(string(id)), rep.Entries)
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -337,5 +341,48 @@ func TestFindStage(t *testing.T) {
 	}
 	if _, err := findStage("boot_test"); err == nil || !strings.Contains(err.Error(), "stages are: alpine_extract") {
 		t.Errorf("unknown stage: %v", err)
+	}
+}
+
+// Boolean environment variables read like booleans in build.conf; a value
+// that is not one is an error naming the variable, not a silent false.
+func TestEnvFlags(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  bool
+		err   bool
+	}{{"", false, false}, {"1", true, false}, {"yes", true, false}, {"ON", true, false}, {"0", false, false}, {"off", false, false}, {"yes please", false, true}} {
+		got, err := envFlag([]string{"DEEP=x", "DEEP=" + tt.value}, "DEEP")
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("DEEP=%q: %v, %v", tt.value, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "DEEP") {
+			t.Errorf("error does not name the variable: %v", err)
+		}
+	}
+	if _, err := Load(Options{Root: project(t, false), Environ: []string{"FORCE=sure"}, LogOut: io.Discard}); err == nil || !strings.Contains(err.Error(), "FORCE") {
+		t.Errorf("FORCE=sure: %v", err)
+	}
+}
+
+// initramfs:check takes an archive, or a kernel image, which it reads the
+// embedded archive out of.
+func TestCheckInitramfsArchiveOrKernel(t *testing.T) {
+	e := load(t, project(t, false))
+	tree := t.TempDir()
+	testutil.WriteTree(t, tree, map[string]string{"init*": "#!/bin/sh\n", "sbin/zinit*": "\x7fELF\n"})
+	archive := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
+	testutil.Must(t, initramfs.Pack(t.Context(), tree, archive, initramfs.Options{Compression: initramfs.CompressionGo}))
+	var out strings.Builder
+	if err := e.CheckInitramfs(t.Context(), &out, archive); err != nil || !strings.HasPrefix(out.String(), archive+": ") {
+		t.Errorf("archive: %v\n%s", err, out.String())
+	}
+	// A boot header without a payload is read as a kernel, and refused as one.
+	fake := make([]byte, 0x300)
+	copy(fake[0x202:], "HdrS")
+	kernelFile := filepath.Join(t.TempDir(), "vmlinuz.efi")
+	testutil.Must(t, os.WriteFile(kernelFile, fake, 0o644))
+	if err := e.CheckInitramfs(t.Context(), io.Discard, kernelFile); !errors.Is(err, kernel.ErrNotBzImage) {
+		t.Errorf("fake kernel: %v, want ErrNotBzImage", err)
 	}
 }

@@ -81,7 +81,10 @@ func (e *Env) VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
 	if err != nil {
 		return err
 	}
-	deep := truthy(e.getenv("DEEP"))
+	deep, err := e.flag("DEEP")
+	if err != nil {
+		return err
+	}
 	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Routes: routes, Store: st, Log: e.log, Progress: &progress.Options{}})
 	fmt.Fprintln(w, rep)
 	return routeHint(err)
@@ -181,7 +184,7 @@ func (e *Env) confRoute() (string, error) {
 		return "", fmt.Errorf("the store %q is the route of %s, which does not exist (see config/rfs.conf.example)",
 			store.ConfRoute, e.cfg.Path(config.RFSConfFile))
 	}
-	u, err := e.s3Config().RouteURL()
+	u, err := e.cfg.RFS.S3Config.RouteURL()
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", e.cfg.RFS.File, err)
 	}
@@ -189,18 +192,6 @@ func (e *Env) confRoute() (string, error) {
 }
 
 func (e *Env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
-
-// s3Config maps config/rfs.conf onto the store's settings.
-func (e *Env) s3Config() store.S3Config {
-	r := e.cfg.RFS
-	return store.S3Config{
-		Endpoint: r.S3Endpoint, Region: r.S3Region, Bucket: r.S3Bucket, Prefix: r.S3Prefix,
-		AccessKey: r.S3AccessKey, SecretKey: r.S3SecretKey,
-		ReadAccessKey: r.ReadAccessKey, ReadSecretKey: r.ReadSecretKey,
-		RouteEndpoint: r.RouteEndpoint, RoutePath: r.RoutePath, RouteRegion: r.RouteRegion,
-		ManifestsSubpath: r.ManifestsSubpath,
-	}
-}
 
 // packOptions chooses the store: S3 from rfs.conf, with the read-only
 // runtime route written into the flist, or a local dir:// store under
@@ -220,7 +211,7 @@ func (e *Env) packOptions(log logrus.FieldLogger) (flist.PackOptions, error) {
 		})
 		return opt, nil
 	}
-	s3 := e.s3Config()
+	s3 := e.cfg.RFS.S3Config
 	packURL, err := s3.PackURL()
 	if err != nil {
 		return opt, fmt.Errorf("%s: %w", e.cfg.RFS.File, err)
@@ -247,7 +238,7 @@ func (e *Env) pack(ctx context.Context, log logrus.FieldLogger, src, fl string) 
 	}
 	summary := stats.String()
 	if e.cfg.RFS != nil && e.cfg.RFS.UploadManifests {
-		loc, err := e.s3Config().UploadManifest(ctx, fl)
+		loc, err := e.cfg.RFS.S3Config.UploadManifest(ctx, fl)
 		if err != nil {
 			return err
 		}
@@ -302,7 +293,7 @@ func (e *Env) uploadManifests(ctx context.Context, log logrus.FieldLogger, fls [
 		return fmt.Errorf("uploading manifests needs %s (see config/rfs.conf.example)", e.cfg.Path(config.RFSConfFile))
 	}
 	for _, fl := range fls {
-		loc, err := e.s3Config().UploadManifest(ctx, fl)
+		loc, err := e.cfg.RFS.S3Config.UploadManifest(ctx, fl)
 		if err != nil {
 			return err
 		}

@@ -60,28 +60,11 @@ type IndexEntry struct {
 }
 
 // ParseIndex reads the text of an APKINDEX: blank-line separated records
-// of "X:value" lines.
+// of "X:value" lines (ReadRecords).
 func ParseIndex(r io.Reader) ([]IndexEntry, error) {
 	var out []IndexEntry
 	var cur IndexEntry
-	flush := func() {
-		if cur.Name != "" {
-			out = append(out, cur)
-		}
-		cur = IndexEntry{}
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
-		}
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || len(key) != 1 {
-			return nil, fmt.Errorf("APKINDEX line %d: want X:value, got %q", n, line)
-		}
+	err := ReadRecords(r, "APKINDEX", func(n int, key, val string) error {
 		switch key {
 		case "P":
 			cur.Name = val
@@ -98,16 +81,55 @@ func ParseIndex(r io.Reader) ([]IndexEntry, error) {
 		case "C":
 			sum, err := decodeChecksum(val)
 			if err != nil {
-				return nil, fmt.Errorf("APKINDEX line %d: %w", n, err)
+				return fmt.Errorf("APKINDEX:%d: %w", n, err)
 			}
 			cur.Checksum = sum
 		}
+		return nil
+	}, func() error {
+		if cur.Name != "" {
+			out = append(out, cur)
+		}
+		cur = IndexEntry{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadRecords reads apk's database format, which APKINDEX and
+// lib/apk/db/installed share: records of "K:value" lines (K one character)
+// separated by blank lines. It calls field for every line, with its
+// number, and end after every record: at a blank line and at the end of r.
+// Their errors are returned as they are; a line of another form, or one
+// longer than 1 MiB, is an error naming name and the line.
+func ReadRecords(r io.Reader, name string, field func(n int, key, value string) error, end func() error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" {
+			if err := end(); err != nil {
+				return err
+			}
+			continue
+		}
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || len(key) != 1 {
+			return fmt.Errorf("%s:%d: want K:value, got %q", name, n, line)
+		}
+		if err := field(n, key, val); err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read APKINDEX: %w", err)
+		return fmt.Errorf("read %s after line %d: %w", name, n, err)
 	}
-	flush()
-	return out, nil
+	return end()
 }
 
 // decodeChecksum decodes "Q1<base64 SHA1>"; the older hex MD5 form is not

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -64,15 +65,15 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	}
 	entry, ok := findEntry(entries, apkStaticPackage)
 	if !ok {
-		return "", fmt.Errorf("bootstrap apk: %s lists no %s", download.Redact(repo+"/APKINDEX.tar.gz"), apkStaticPackage)
+		return "", fmt.Errorf("bootstrap apk: %s lists no %s", redact.MaskURL(repo+"/APKINDEX.tar.gz"), apkStaticPackage)
 	}
 	name := apkStaticPackage + "-" + entry.Version
 	if err := download.CheckName(name); err != nil {
-		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", download.Redact(repo+"/APKINDEX.tar.gz"), entry.Version)
+		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", redact.MaskURL(repo+"/APKINDEX.tar.gz"), entry.Version)
 	}
 	pkgURL, err := entry.URL()
 	if err != nil {
-		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(repo+"/APKINDEX.tar.gz"), err)
+		return "", fmt.Errorf("bootstrap apk: %s: %w", redact.MaskURL(repo+"/APKINDEX.tar.gz"), err)
 	}
 	dest := filepath.Join(opt.Dir, name)
 	bin := filepath.Join(dest, apkStaticPath)
@@ -86,7 +87,7 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	if err := UnpackPackage(ctx, pkgFile, entry, keys, dest, PackageExtractOptions{Log: opt.Log}); err != nil {
 		// The cached file may be bad; drop it so the next run fetches again.
 		_ = opt.Fetcher.Discard(pkgFile)
-		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(pkgURL), err)
+		return "", fmt.Errorf("bootstrap apk: %s: %w", redact.MaskURL(pkgURL), err)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("bootstrap apk: %s has no %s", name, apkStaticPath)

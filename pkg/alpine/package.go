@@ -17,6 +17,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -42,7 +44,7 @@ func FetchIndex(ctx context.Context, f *download.Fetcher, repoURL string, keys K
 	}
 	entries, err := ReadIndex(data, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", download.Redact(indexURL), err)
+		return nil, fmt.Errorf("%s: %w", redact.MaskURL(indexURL), err)
 	}
 	for i := range entries {
 		entries[i].Repository = repoURL
@@ -255,7 +257,7 @@ func unpack(ctx context.Context, data io.Reader, dest string, log logrus.FieldLo
 	if err != nil {
 		return err
 	}
-	defer RemoveTree(tmp)
+	defer fsutil.RemoveAll(tmp)
 	if err := archive.ExtractTar(ctx, data, tmp, archive.Options{Log: log}); err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -112,12 +113,8 @@ func ExtractTar(ctx context.Context, r io.Reader, root string, opt Options) erro
 	return nil
 }
 
-// aborter is a decompressed stream that can be stopped without reading the
-// rest of its input.
-type aborter interface{ abort() }
-
 func extract(ctx context.Context, r io.Reader, root string, opt Options) error {
-	stream, err := decompressor{external: !opt.pureGo}.open(ctx, r)
+	stream, err := compression.NewReader(ctx, r, compression.Options{XZProgram: !opt.pureGo})
 	if err != nil {
 		return err
 	}
@@ -127,11 +124,7 @@ func extract(ctx context.Context, r io.Reader, root string, opt Options) error {
 		return err
 	}
 	if err := x.run(ctx, stream); err != nil {
-		if a, ok := stream.(aborter); ok {
-			a.abort()
-		} else {
-			stream.Close()
-		}
+		stream.Abort()
 		return err
 	}
 	// Read to the end so the decompressor checks its trailer (CRC, size):

@@ -17,6 +17,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
@@ -176,22 +177,23 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", download.Redact(b.c.Source), sum.Algo, sum.Hex)
+	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", redact.MaskURL(b.c.Source), sum.Algo, sum.Hex)
 	if ok, err := elfbin.IsELF(f); err != nil || ok {
 		return f, err
 	}
 	dir := b.opt.checkoutDir(b.c)
-	tmp := dir + ".extract-tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".extract-")
+	if err != nil {
+		return "", err
+	}
+	defer fsutil.RemoveAll(tmp) // a no-op once renamed
 	if err := archive.ExtractFile(ctx, f, tmp, archive.Options{Log: b.log}); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	return dir, os.Rename(tmp, dir)
+	return dir, fsutil.ReplaceDir(tmp, dir)
 }
 
 // compile runs the BUILD kind in src and returns the built binary's path.

@@ -17,17 +17,17 @@ import (
 // next to files it does not build, as a git repository.
 func goModule(t *testing.T, dir, commitMsg string) {
 	t.Helper()
-	mustWrite(t, filepath.Join(dir, "go.mod"), "module example.org/mod\n\ngo 1.21\n", 0o644)
-	mustWrite(t, filepath.Join(dir, "cmd/hello/main.go"), `package main
+	testutil.WriteFile(t, filepath.Join(dir, "go.mod"), "module example.org/mod\n\ngo 1.21\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "cmd/hello/main.go"), `package main
 
 import "example.org/mod/internal/greet"
 
 func main() { greet.Hello() }
 `, 0o644)
-	mustWrite(t, filepath.Join(dir, "internal/greet/greet.go"), "package greet\n\nimport \"fmt\"\n\n// Hello greets.\nfunc Hello() { fmt.Println(\"hello\") }\n", 0o644)
-	mustWrite(t, filepath.Join(dir, "internal/greet/greet_test.go"), "package greet\n", 0o644)
-	mustWrite(t, filepath.Join(dir, "cmd/other/main.go"), hello("other"), 0o644)
-	mustWrite(t, filepath.Join(dir, "README.md"), commitMsg, 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "internal/greet/greet.go"), "package greet\n\nimport \"fmt\"\n\n// Hello greets.\nfunc Hello() { fmt.Println(\"hello\") }\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "internal/greet/greet_test.go"), "package greet\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "cmd/other/main.go"), hello("other"), 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "README.md"), commitMsg, 0o644)
 	git(t, dir, "init", "-q", "-b", "main")
 	git(t, dir, "add", ".")
 	git(t, dir, "commit", "-q", "-m", commitMsg)

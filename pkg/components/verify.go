@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 )
 
@@ -111,34 +111,21 @@ func stripped(ctx context.Context, c Component, opt Options) (string, error) {
 	return dst, nil
 }
 
+// install copies src to rel inside r through a temporary file: an existing
+// symlink at rel is replaced, never followed.
 func install(r *os.Root, src, rel string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := r.MkdirAll(path.Dir(rel), 0o755); err != nil {
-		return err
-	}
-	tmp := path.Join(path.Dir(rel), "."+path.Base(rel)+".tmp")
-	_ = r.Remove(tmp)
-	out, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	out, err := fsutil.CreateIn(r, rel, 0o755)
 	if err != nil {
 		return err
 	}
+	defer out.Cleanup()
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		r.Remove(tmp)
 		return err
 	}
-	if err := out.Chmod(0o755); err != nil {
-		out.Close()
-		r.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		r.Remove(tmp)
-		return err
-	}
-	return r.Rename(tmp, rel)
+	return out.Commit()
 }

@@ -8,14 +8,15 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Build holds the typed, validated values of config/build.conf. The struct
 // tags are the single description of every key: its name, default, check and
-// documentation (the README's config reference is printed from them by
-// `mage config:reference`).
+// documentation (Reference lists them; a test keeps the README's config
+// reference in step with them).
 type Build struct {
 	AlpineVersion           string `key:"ALPINE_VERSION" default:"3.22" check:"version" doc:"Alpine release branch; the mirror path is v<ALPINE_VERSION>"`
 	AlpineMirror            string `key:"ALPINE_MIRROR" default:"https://dl-cdn.alpinelinux.org/alpine" check:"url" doc:"Alpine mirror base URL (http, https or file)"`
@@ -71,25 +72,34 @@ type keySpec struct {
 	Doc      string
 	Required bool
 	Secret   bool
-	field    int
+	index    []int // of the field, through embedded structs
 }
 
-// keysOf describes the tagged fields of the struct type of v.
+// keysOf describes the tagged fields of the struct type of v, those of
+// embedded structs included (RFS embeds store.S3Config).
 func keysOf(v any) []keySpec {
-	t := reflect.TypeOf(v)
-	specs := make([]keySpec, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Tag.Get("key") == "" {
-			continue
+	var specs []keySpec
+	var walk func(t reflect.Type, prefix []int)
+	walk = func(t reflect.Type, prefix []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			index := append(slices.Clone(prefix), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, index)
+				continue
+			}
+			if f.Tag.Get("key") == "" {
+				continue
+			}
+			specs = append(specs, keySpec{
+				Name: f.Tag.Get("key"), Default: f.Tag.Get("default"),
+				Check: f.Tag.Get("check"), Doc: f.Tag.Get("doc"),
+				Required: f.Tag.Get("required") == "true", Secret: f.Tag.Get("secret") == "true",
+				index: index,
+			})
 		}
-		specs = append(specs, keySpec{
-			Name: f.Tag.Get("key"), Default: f.Tag.Get("default"),
-			Check: f.Tag.Get("check"), Doc: f.Tag.Get("doc"),
-			Required: f.Tag.Get("required") == "true", Secret: f.Tag.Get("secret") == "true",
-			field: i,
-		})
 	}
+	walk(reflect.TypeOf(v), nil)
 	return specs
 }
 
@@ -106,10 +116,10 @@ func (k keySpec) set(dst any, raw, root string) error {
 	if k.Required && raw == "" {
 		return fmt.Errorf("required, got an empty value")
 	}
-	v := reflect.ValueOf(dst).Elem().Field(k.field)
+	v := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
 	switch v.Kind() {
 	case reflect.Bool:
-		x, err := parseBool(raw)
+		x, err := ParseBool(raw)
 		if err != nil {
 			return err
 		}
@@ -152,7 +162,10 @@ func (k keySpec) set(dst any, raw, root string) error {
 	return nil
 }
 
-func parseBool(raw string) (bool, error) {
+// ParseBool is how every boolean of the build is read, in the config files
+// and in the environment (FORCE, DEEP, JSON): true/false, 1/0, yes/no,
+// on/off, in any case. Anything else is an error that quotes it.
+func ParseBool(raw string) (bool, error) {
 	switch strings.ToLower(raw) {
 	case "true", "1", "yes", "on":
 		return true, nil
@@ -330,7 +343,7 @@ func (b *Build) finish() {
 // fieldText is a key's typed value as text (paths absolute, sizes in bytes),
 // which is what stages fingerprint.
 func fieldText(dst any, k keySpec) string {
-	v := reflect.ValueOf(dst).Elem().Field(k.field)
+	v := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return ""

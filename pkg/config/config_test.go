@@ -288,8 +288,13 @@ func TestRFSConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := c.RFS
-	if r == nil || r.S3SecretKey != secret || r.RouteEndpoint != "http://127.0.0.1:9000" || r.RoutePath != "/zos/blobs" || r.RouteRegion != "garage" || r.ManifestsSubpath != "manifests" {
+	if r == nil || r.SecretKey != secret || r.Region != "garage" || r.ManifestsSubpath != "manifests" || r.UploadManifests {
 		t.Fatalf("rfs: %+v", r)
+	}
+	// The defaults and the route endpoint taken from S3_ENDPOINT, as the
+	// route written into flists.
+	if route, err := r.RouteURL(); err != nil || route != "s3://127.0.0.1:9000/zos/blobs?region=garage" {
+		t.Errorf("route %q, %v", route, err)
 	}
 
 	noRFS := project(t, map[string]string{"build.conf": ""})

@@ -23,6 +23,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
@@ -114,7 +115,7 @@ func (f *Fetcher) File(ctx context.Context, rawURL, checksum string) (string, er
 	if err != nil {
 		return "", err
 	}
-	safe := Redact(rawURL)
+	safe := redact.MaskURL(rawURL)
 	want, err := ParseChecksum(checksum)
 	if err != nil {
 		return "", fmt.Errorf("download %s: %w", safe, err)
@@ -153,7 +154,7 @@ func (f *Fetcher) Bytes(ctx context.Context, rawURL string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	safe := Redact(rawURL)
+	safe := redact.MaskURL(rawURL)
 	var body []byte
 	err = f.retry(ctx, safe, func() error {
 		rc, _, err := f.open(ctx, u, nil)
@@ -180,13 +181,13 @@ func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Parse quotes the input, credentials included.
-		return nil, fmt.Errorf("download %s: invalid URL", Redact(rawURL))
+		return nil, fmt.Errorf("download %s: invalid URL", redact.MaskURL(rawURL))
 	}
 	switch u.Scheme {
 	case "http", "https", "file":
 		return u, nil
 	}
-	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", Redact(rawURL), u.Scheme)
+	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", redact.MaskURL(rawURL), u.Scheme)
 }
 
 // cachePath keys the cache by the full URL (credentials included, since two
@@ -205,7 +206,7 @@ func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) (string, error) {
 		base = path.Base(u.Path)
 	}
 	if err := CheckName(base); err != nil {
-		return "", fmt.Errorf("download %s: the URL's file name: %w", Redact(rawURL), err)
+		return "", fmt.Errorf("download %s: the URL's file name: %w", redact.MaskURL(rawURL), err)
 	}
 	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base), nil
 }

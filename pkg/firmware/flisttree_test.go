@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -16,9 +17,9 @@ import (
 // folder), never outside the tree.
 func TestFlistTreeFind(t *testing.T) {
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "rtl_nic/rtl8168h-2.fw"), "a")
-	writeFile(t, filepath.Join(src, "iwlwifi-cc-a0-72.ucode.zst"), "b")
-	writeFile(t, filepath.Join(src, "qcom/sm8250/adsp.mbn.xz"), "c")
+	testutil.WriteFile(t, filepath.Join(src, "rtl_nic/rtl8168h-2.fw"), "a", 0o644)
+	testutil.WriteFile(t, filepath.Join(src, "iwlwifi-cc-a0-72.ucode.zst"), "b", 0o644)
+	testutil.WriteFile(t, filepath.Join(src, "qcom/sm8250/adsp.mbn.xz"), "c", 0o644)
 	for link, target := range map[string]string{
 		"rtl_nic/alias.fw":    "rtl8168h-2.fw",
 		"abs.fw":              "/lib/firmware/rtl_nic/rtl8168h-2.fw",
@@ -81,8 +82,8 @@ func TestPackedFlist(t *testing.T) {
 		t.Errorf("empty dir: %q, %v", fl, err)
 	}
 	old, newer := filepath.Join(dir, "firmware-20240101.fl"), filepath.Join(dir, "firmware-20240202.fl")
-	writeFile(t, old, "")
-	writeFile(t, newer, "")
+	testutil.WriteFile(t, old, "", 0o644)
+	testutil.WriteFile(t, newer, "", 0o644)
 	os.Chtimes(old, time.Now(), time.Now())
 	os.Chtimes(newer, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
 	if fl, _ := PackedFlist(dir, "firmware-20250101.fl"); fl != old {

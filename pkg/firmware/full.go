@@ -19,6 +19,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -150,7 +152,7 @@ func FullSet(ctx context.Context, opt FullOptions) (Full, error) {
 	}
 	if len(pkgs) == 0 {
 		return Full{}, fmt.Errorf("full firmware set: no linux-firmware package in the %s repositories of %s", strings.Join(repos, " and "),
-			download.Redact(opt.Source.RepositoryArchURL("*")))
+			redact.MaskURL(opt.Source.RepositoryArchURL("*")))
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
 
@@ -298,7 +300,7 @@ func fetchPackage(ctx context.Context, opt FullOptions, p alpine.IndexEntry, des
 	vp, err := alpine.OpenPackage(fh, st.Size(), p, opt.Keys)
 	t.verify = time.Since(t0)
 	if err != nil {
-		return t, fmt.Errorf("%s: %w", download.Redact(url), err)
+		return t, fmt.Errorf("%s: %w", redact.MaskURL(url), err)
 	}
 	t0 = time.Now()
 	err = vp.Extract(ctx, dest, alpine.PackageExtractOptions{Log: opt.Log})
@@ -555,7 +557,7 @@ func prune(dir string, keep []string) error {
 	}
 	for _, e := range ents {
 		if !used[e.Name()] {
-			if err := alpine.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
+			if err := fsutil.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}

@@ -61,7 +61,7 @@ func newTestMirror(t testing.TB, tree string, debs []string) testMirror {
 	if m.key, err = fixtures.LoadOrCreateSigningKey(filepath.Join(dir, "signing.rsa")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(m.keys, m.key.Name), string(m.key.PublicPEM()))
+	testutil.WriteFile(t, filepath.Join(m.keys, m.key.Name), string(m.key.PublicPEM()), 0o644)
 	m.repo, err = fixtures.FirmwareMirror(t.Context(), m.dir, fixtures.FirmwareMirrorOptions{
 		Debs: debs, Tree: tree, Version: "3.22", Arch: "x86_64", Key: m.key})
 	if err != nil {
@@ -149,9 +149,9 @@ func TestFullSetFromDebianFirmwareReadsBackFromFlist(t *testing.T) {
 	cache := t.TempDir()
 	opt := m.options(t, cache)
 	overlay := t.TempDir()
-	writeFile(t, filepath.Join(overlay, "rtl_nic/rtl8168h-2.fw"), "maintainer's own rtl8168h-2.fw\n")
-	writeFile(t, filepath.Join(overlay, "zos/extra.bin"), "added by FIRMWARE_DIR\n")
-	writeFile(t, filepath.Join(overlay, "README.md"), "placeholder, not firmware\n")
+	testutil.WriteFile(t, filepath.Join(overlay, "rtl_nic/rtl8168h-2.fw"), "maintainer's own rtl8168h-2.fw\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(overlay, "zos/extra.bin"), "added by FIRMWARE_DIR\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(overlay, "README.md"), "placeholder, not firmware\n", 0o644)
 	opt.Overlay = overlay
 
 	full, err := FullSet(t.Context(), opt)
@@ -287,7 +287,7 @@ func reportAgainstFlist(t *testing.T, tree Tree) {
 	for _, m := range []string{"r8169", "iwlwifi", "nfp"} {
 		p := ix.Path(m)
 		dst := filepath.Join(root, "lib/modules", version, p)
-		copyTo(t, filepath.Join(src, p), dst)
+		testutil.CopyFile(t, filepath.Join(src, p), dst, 0o644)
 		out, err := exec.Command(modinfo, "-F", "firmware", dst).Output()
 		if err != nil {
 			t.Fatal(err)
@@ -298,7 +298,7 @@ func reportAgainstFlist(t *testing.T, tree Tree) {
 		}
 	}
 	inImage := declared["r8169"][0]
-	writeFile(t, filepath.Join(root, "lib/firmware", inImage), "in the image\n")
+	testutil.WriteFile(t, filepath.Join(root, "lib/firmware", inImage), "in the image\n", 0o644)
 	rep, err := BuildReport(root, version, tree)
 	if err != nil {
 		t.Fatal(err)
@@ -367,9 +367,9 @@ func listTree(t testing.TB, dir string) treeFiles {
 // smallTree is a /lib/firmware of a few files.
 func smallTree(t testing.TB) string {
 	fw := t.TempDir()
-	writeFile(t, filepath.Join(fw, "rtl_nic/rtl8168h-2.fw"), "rtl8168h\n")
-	writeFile(t, filepath.Join(fw, "bnx2/bnx2-mips-09-6.2.1b.fw"), "bnx2\n")
-	writeFile(t, filepath.Join(fw, "top.bin"), "top\n")
+	testutil.WriteFile(t, filepath.Join(fw, "rtl_nic/rtl8168h-2.fw"), "rtl8168h\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(fw, "bnx2/bnx2-mips-09-6.2.1b.fw"), "bnx2\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(fw, "top.bin"), "top\n", 0o644)
 	return fw
 }
 
@@ -405,7 +405,7 @@ func TestFullSetRefuses(t *testing.T) {
 	t.Run("overlay file where the packages have a folder", func(t *testing.T) {
 		opt := m.options(t, t.TempDir())
 		opt.Overlay = t.TempDir()
-		writeFile(t, filepath.Join(opt.Overlay, "rtl_nic"), "a file\n")
+		testutil.WriteFile(t, filepath.Join(opt.Overlay, "rtl_nic"), "a file\n", 0o644)
 		if _, err := FullSet(t.Context(), opt); err == nil || !strings.Contains(err.Error(), "FIRMWARE_DIR") || !strings.Contains(err.Error(), "linux-firmware-rtl_nic") {
 			t.Fatalf("err = %v", err)
 		}
@@ -434,7 +434,7 @@ func TestFullSetUpdatesChangedPackages(t *testing.T) {
 	}
 	// New content for rtl_nic: rebuilt package, same version, new checksum.
 	os.Remove(filepath.Join(fw, "rtl_nic/rtl8168h-2.fw"))
-	writeFile(t, filepath.Join(fw, "rtl_nic/rtl8125b-2.fw"), "rtl8125b\n")
+	testutil.WriteFile(t, filepath.Join(fw, "rtl_nic/rtl8125b-2.fw"), "rtl8125b\n", 0o644)
 	if _, err := fixtures.FirmwareMirror(t.Context(), m.dir, fixtures.FirmwareMirrorOptions{Tree: fw, Version: "3.22", Arch: "x86_64", Key: m.key}); err != nil {
 		t.Fatal(err)
 	}

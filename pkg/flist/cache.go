@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -103,7 +104,7 @@ func (c *cacheBound) scan() ([]foundBlock, error) {
 		if depth != 3 || !d.Type().IsRegular() {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), ".tmp-") {
+		if fsutil.IsTemp(d.Name()) {
 			_ = os.Remove(p) // a write that never finished
 			return nil
 		}

@@ -7,10 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -128,21 +128,8 @@ func (f *fetcher) cached(b Block) ([]byte, error) {
 }
 
 func (f *fetcher) save(id [HashSize]byte, plain []byte) error {
-	path := f.cachePath(id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("block cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("block cache: %w", err)
-	}
-	_, werr := tmp.Write(plain)
-	if err := errors.Join(werr, tmp.Close()); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("block cache: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		_ = os.Remove(tmp.Name())
+	// Not synced: a torn entry fails its hash check on the next read.
+	if err := fsutil.WriteFile(f.cachePath(id), plain, 0o600); err != nil {
 		return fmt.Errorf("block cache: %w", err)
 	}
 	return nil

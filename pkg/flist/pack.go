@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
@@ -144,14 +145,10 @@ func Pack(ctx context.Context, srcDir, outFL string, opt PackOptions) (Stats, er
 
 func (p *packer) packTo(ctx context.Context, srcDir, outFL string) (Stats, error) {
 	start := time.Now()
-	tmp, err := p.run(ctx, srcDir, outFL)
+	err := p.run(ctx, srcDir, outFL)
 	p.stats.Duration = time.Since(start)
 	if err != nil {
-		for _, f := range []string{tmp, tmp + "-journal", outFL} {
-			if f != "" {
-				_ = os.Remove(f)
-			}
-		}
+		_ = os.Remove(outFL)
 		return p.snapshot(), fmt.Errorf("pack %s into %s: %w", srcDir, outFL, err)
 	}
 	stats := p.snapshot()
@@ -217,74 +214,66 @@ type fileJob struct {
 	in    Inode  // as recorded
 }
 
-// run does the pack and returns the temporary file name (to remove on error).
-func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) {
+// run does the pack. The flist is written under a temporary name; a
+// failure leaves nothing of it.
+func (p *packer) run(ctx context.Context, srcDir, outFL string) error {
 	srcDir = filepath.Clean(srcDir)
 	var root unix.Stat_t
 	if err := unix.Stat(srcDir, &root); err != nil {
-		return "", fmt.Errorf("stat source: %w", &os.PathError{Op: "stat", Path: srcDir, Err: err})
+		return fmt.Errorf("stat source: %w", &os.PathError{Op: "stat", Path: srcDir, Err: err})
 	}
 	if root.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return "", fmt.Errorf("source %s is not a directory", srcDir)
+		return fmt.Errorf("source %s is not a directory", srcDir)
 	}
-	if err := os.MkdirAll(filepath.Dir(outFL), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(filepath.Dir(outFL), "."+filepath.Base(outFL)+".tmp-*")
+	// The flist is a record: synced, and committed only after the blobs it
+	// names are durable (fsutil's rule). Its mtime is when the walk starts.
+	walkStart := time.Now()
+	out, err := fsutil.Create(outFL, 0o644, fsutil.Sync(), fsutil.ModTime(walkStart))
 	if err != nil {
-		return "", err
+		return err
 	}
-	tmp := f.Name()
-	if err := f.Close(); err != nil {
-		return tmp, err
-	}
+	defer out.Cleanup()
+	tmp := out.Name()
+	defer os.Remove(tmp + "-journal") // left by a failed transaction
 	w, err := Create(tmp)
 	if err != nil {
-		return tmp, err
+		return err
 	}
 	defer w.Close()
 	if err := p.writeRoutes(w); err != nil {
-		return tmp, err
+		return err
 	}
 	var outDir unix.Stat_t
 	if err := unix.Stat(filepath.Dir(outFL), &outDir); err != nil {
-		return tmp, err
+		return err
 	}
-	out := outFiles{dev: outDir.Dev, ino: outDir.Ino, names: map[string]bool{
+	skip := outFiles{dev: outDir.Dev, ino: outDir.Ino, names: map[string]bool{
 		filepath.Base(outFL): true, filepath.Base(tmp): true, filepath.Base(tmp) + "-journal": true}}
-	walkStart := time.Now()
-	if err := p.pack(ctx, w, srcDir, outFL, &root, out); err != nil {
-		return tmp, err
+	if err := p.pack(ctx, w, srcDir, outFL, &root, skip); err != nil {
+		return err
 	}
 	packed := time.Now()
 	// The flist names the blobs only once they are durable (store.Syncer).
 	if err := store.Sync(ctx, p.opt.Store); err != nil {
-		return tmp, err
+		return err
 	}
 	synced := time.Now()
 	if err := w.Commit(); err != nil {
-		return tmp, err
+		return err
 	}
 	if p.prev != nil && sameFlist(tmp, outFL) {
 		// An unchanged tree: the flist there, durable already, has these
 		// very bytes. Only its mtime moves, to this walk.
-		if err := os.Remove(tmp); err != nil {
-			return tmp, err
-		}
+		out.Cleanup()
 		if err := os.Chtimes(outFL, walkStart, walkStart); err != nil {
-			return "", err
+			return err
 		}
-	} else {
-		if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
-			return tmp, err
-		}
-		if err := commitFile(tmp, outFL, 0o644); err != nil {
-			return tmp, err
-		}
+	} else if err := out.Commit(); err != nil {
+		return err
 	}
 	p.log.Debugf("pack phases: walk %s (in parallel with the blocks), blocks %s, store sync %s, flist commit %s",
 		p.walkTime, packed.Sub(walkStart), synced.Sub(packed), time.Since(synced))
-	return tmp, nil
+	return nil
 }
 
 func (p *packer) writeRoutes(w *Writer) error {
@@ -339,30 +328,6 @@ func sameFlist(tmp, old string) bool {
 			return end(errA) && end(errB)
 		}
 	}
-}
-
-// commitFile syncs tmp, gives it perm and renames it to path, then syncs
-// the directory.
-func commitFile(tmp, path string, perm os.FileMode) error {
-	f, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	err = errors.Join(f.Sync(), f.Close())
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // outFiles are the files of the flist being written (the output, its

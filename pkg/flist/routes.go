@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -36,7 +38,7 @@ func WriteRoutes(w io.Writer, routes []store.Route) error {
 }
 
 func routeString(r store.Route) string {
-	return fmt.Sprintf("range:[%d-%d] store:%s", r.Start, r.End, store.Mask(r.URL))
+	return fmt.Sprintf("range:[%d-%d] store:%s", r.Start, r.End, redact.MaskURL(r.URL))
 }
 
 // ListRoutes returns the route table of the flist at fl.
@@ -77,10 +79,10 @@ func SetRoutes(ctx context.Context, fl string, routes []store.Route) ([]store.Ro
 func DeleteRoutes(ctx context.Context, fl, storeURL string) ([]store.Route, error) {
 	return EditRoutes(ctx, fl, func(routes []store.Route) ([]store.Route, error) {
 		kept := slices.DeleteFunc(routes, func(r store.Route) bool {
-			return r.URL == storeURL || store.Mask(r.URL) == storeURL
+			return r.URL == storeURL || redact.MaskURL(r.URL) == storeURL
 		})
 		if len(kept) == len(routes) {
-			return nil, fmt.Errorf("%w: no route with the store %s (mage rfs:stores FL lists them)", ErrRoutes, store.Mask(storeURL))
+			return nil, fmt.Errorf("%w: no route with the store %s (mage rfs:stores FL lists them)", ErrRoutes, redact.MaskURL(storeURL))
 		}
 		return kept, nil
 	})
@@ -115,20 +117,21 @@ func EditRoutes(ctx context.Context, fl string, edit func([]store.Route) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("edit routes: %w", err)
 	}
-	tmp, err := copyToTemp(path)
+	// An flist names blobs: it is a record, synced (see fsutil).
+	out, err := fsutil.Create(path, st.Mode().Perm(), fsutil.ModTime(st.ModTime()), fsutil.Sync())
 	if err != nil {
 		return nil, fmt.Errorf("flist %s: edit routes: %w", fl, err)
 	}
-	defer os.Remove(tmp) // a no-op once renamed
-	err = writeRouteTable(ctx, tmp, after)
+	defer out.Cleanup()
+	defer os.Remove(out.Name() + "-journal") // left by a failed transaction
+	err = copyFile(out.File, path)
 	if err == nil {
-		err = os.Chtimes(tmp, st.ModTime(), st.ModTime())
+		err = writeRouteTable(ctx, out.Name(), after)
 	}
 	if err == nil {
-		err = commitFile(tmp, path, st.Mode().Perm())
+		err = out.Commit()
 	}
 	if err != nil {
-		_ = os.Remove(tmp + "-journal")
 		return nil, fmt.Errorf("flist %s: edit routes: %w", fl, err)
 	}
 	return after, nil
@@ -194,23 +197,15 @@ func checkRoutes(routes []store.Route, used *[256]int) error {
 	return nil
 }
 
-// copyToTemp copies path to a new temporary file beside it.
-func copyToTemp(path string) (string, error) {
+// copyFile copies the file at path to w.
+func copyFile(w io.Writer, path string) error {
 	src, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer src.Close()
-	dst, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(dst, src)
-	if err = errors.Join(err, dst.Close()); err != nil {
-		os.Remove(dst.Name())
-		return "", err
-	}
-	return dst.Name(), nil
+	_, err = io.Copy(w, src)
+	return err
 }
 
 // writeRouteTable replaces the route rows of the flist at path in one

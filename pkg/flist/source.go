@@ -7,6 +7,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -39,7 +40,7 @@ func (src source) open(ctx context.Context, r *Reader) (store.Store, error) {
 	if src.log != nil {
 		var used []string
 		for _, rt := range s.Routes() {
-			used = append(used, fmt.Sprintf("%02x-%02x=%s", rt.Start, rt.End, store.Redact(rt.URL)))
+			used = append(used, fmt.Sprintf("%02x-%02x=%s", rt.Start, rt.End, redact.MaskURL(rt.URL)))
 		}
 		src.log.Infof("%s: blobs from %s", r.path, strings.Join(used, ", "))
 	}

@@ -8,17 +8,15 @@ import (
 	"io"
 	"os"
 
-	"github.com/ulikunitz/xz"
-
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 )
 
-// xzMagic starts every xz stream; the two stream-flag bytes follow, the
-// second holding the integrity check ID.
-var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
-
 // checkNames maps xz check IDs to names (xz file format 2.1.1.2).
 var checkNames = map[byte]string{0: "None", 1: "CRC32", 4: "CRC64", 10: "SHA-256"}
+
+// walkFunc is called for every entry with a reader of its body.
+type walkFunc = func(h *cpio.Header, body io.Reader) error
 
 // archiveInfo is what reading a whole archive tells about its container.
 type archiveInfo struct {
@@ -47,7 +45,7 @@ func WalkStream(ctx context.Context, r io.Reader, fn func(h *cpio.Header, body i
 // readArchive opens path, an xz-compressed (or plain) newc cpio, and calls
 // fn for every entry with a reader of its body; bodies fn leaves unread are
 // read and discarded, so a corrupt stream always surfaces as an error.
-func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body io.Reader) error) (archiveInfo, error) {
+func readArchive(ctx context.Context, path string, fn walkFunc) (archiveInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return archiveInfo{}, err
@@ -64,27 +62,31 @@ func readArchive(ctx context.Context, path string, fn func(h *cpio.Header, body 
 
 // readStream reads the archive in br; single stops at the end of the first
 // xz stream (or the cpio trailer) instead of reading br to its end.
-func readStream(ctx context.Context, br *bufio.Reader, single bool, fn func(h *cpio.Header, body io.Reader) error) (archiveInfo, error) {
+func readStream(ctx context.Context, br *bufio.Reader, single bool, fn walkFunc) (archiveInfo, error) {
 	var info archiveInfo
-	head, _ := br.Peek(len(xzMagic) + 2)
+	// The two stream-flag bytes follow the xz magic, the second holding
+	// the integrity check ID.
+	head, _ := br.Peek(len(compression.XZMagic) + 2)
 	var src io.Reader = br
+	plain := false
 	switch {
-	case bytes.HasPrefix(head, xzMagic) && len(head) < len(xzMagic)+2:
+	case compression.Detect(head) == compression.XZ && len(head) < len(compression.XZMagic)+2:
 		// The stream flags are missing (found by FuzzCheck).
 		return info, fmt.Errorf("xz: stream header truncated after %d bytes", len(head))
-	case bytes.HasPrefix(head, xzMagic):
+	case compression.Detect(head) == compression.XZ:
 		info.check = checkNames[head[7]&0x0f]
 		if info.check == "" {
 			info.check = fmt.Sprintf("unknown (%d)", head[7]&0x0f)
 		}
-		xr, err := xz.NewReader(br)
+		// The Go decoder: it verifies every check value.
+		xr, err := compression.NewReader(ctx, br, compression.Options{SingleStream: single})
 		if err != nil {
-			return info, fmt.Errorf("xz: %w", err)
+			return info, err
 		}
-		xr.SingleStream = single
+		defer xr.Close()
 		src = xr
 	case bytes.HasPrefix(head, []byte("0707")):
-		// an uncompressed cpio, which the kernel accepts too
+		plain = true // an uncompressed cpio, which the kernel accepts too
 	default:
 		return info, fmt.Errorf("neither an xz stream nor a newc cpio (starts with % x)", head)
 	}
@@ -108,7 +110,7 @@ func readStream(ctx context.Context, br *bufio.Reader, single bool, fn func(h *c
 			return info, err
 		}
 	}
-	if single && src == io.Reader(br) {
+	if single && plain {
 		return info, nil // a plain cpio: what follows the trailer is not ours
 	}
 	// Reading to the end makes the xz reader verify the stream's index

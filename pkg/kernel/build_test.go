@@ -235,8 +235,8 @@ func packFixture(t *testing.T, busybox, out string) (id, marker string) {
 	id, marker = "test-"+randomHex(t), "ZOS-MARKER-"+randomHex(t)
 	root := t.TempDir()
 	copyExec(t, busybox, filepath.Join(root, "bin/busybox"))
-	writeFile(t, filepath.Join(root, BuildIDPath), id+"\n")
-	writeFile(t, filepath.Join(root, "init"), "#!/bin/busybox sh\n/bin/busybox echo "+marker+"\n/bin/busybox reboot -f\n")
+	testutil.WriteFile(t, filepath.Join(root, BuildIDPath), id+"\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, "init"), "#!/bin/busybox sh\n/bin/busybox echo "+marker+"\n/bin/busybox reboot -f\n", 0o644)
 	if err := os.Chmod(filepath.Join(root, "init"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestSourceFromMirror(t *testing.T) {
 		t.Fatalf("TreeVersion = %q, %v", v, err)
 	}
 	// A second run keeps the tree (and its build objects).
-	writeFile(t, filepath.Join(tree, "vmlinux.o"), "object")
+	testutil.WriteFile(t, filepath.Join(tree, "vmlinux.o"), "object", 0o644)
 	if _, err := Source(ctx, work, opt); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestSourceChecksumMismatch(t *testing.T) {
 func TestSourceLocalTarball(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "my-kernel.tar.xz")
-	writeFile(t, p, string(fakeSource(t, "any-top-folder", "6.1.99", "local")))
+	testutil.WriteFile(t, p, string(fakeSource(t, "any-top-folder", "6.1.99", "local")), 0o644)
 	tree, err := Source(context.Background(), filepath.Join(dir, "work"), SourceOptions{Version: "6.1.99", Tarball: p})
 	if err != nil {
 		t.Fatal(err)
@@ -277,8 +277,8 @@ func TestSourceOriginalURLForm(t *testing.T) {
 func TestSourceFlatFileMirror(t *testing.T) {
 	dir := t.TempDir()
 	tarball := fakeSource(t, "linux-6.12.44", "6.12.44", "")
-	writeFile(t, filepath.Join(dir, "linux-6.12.44.tar.xz"), string(tarball))
-	writeFile(t, filepath.Join(dir, "sha256sums.asc"), string(sumsFile(sha(tarball)+"  linux-6.12.44.tar.xz")))
+	testutil.WriteFile(t, filepath.Join(dir, "linux-6.12.44.tar.xz"), string(tarball), 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "sha256sums.asc"), string(sumsFile(sha(tarball)+"  linux-6.12.44.tar.xz")), 0o644)
 	_, err := Source(context.Background(), t.TempDir(), SourceOptions{Version: "6.12.44", URL: "file://" + dir,
 		Fetcher: download.New(download.Options{CacheDir: t.TempDir(), Retries: -1})})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -199,7 +198,7 @@ func removeUnwanted(dst string, keep []string) (int, error) {
 			return nil
 		}
 		// A temporary file left by an interrupted run goes too.
-		if (!IsModuleFile(d.Name()) || want[rel]) && !strings.HasPrefix(d.Name(), ".tmp-") {
+		if (!IsModuleFile(d.Name()) || want[rel]) && !fsutil.IsTemp(d.Name()) {
 			return nil
 		}
 		n++
@@ -309,34 +308,8 @@ func copyIfChanged(src, dst string) (bool, error) {
 	if di, err := os.Stat(dst); err == nil && di.Size() == si.Size() && di.ModTime().Equal(si.ModTime()) {
 		return false, nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return false, fmt.Errorf("copy module file: %w", err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
-	if err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := os.Chmod(tmp.Name(), si.Mode().Perm()); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := os.Chtimes(tmp.Name(), si.ModTime(), si.ModTime()); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
+	if err := fsutil.CopyFile(src, dst, si.Mode().Perm(), fsutil.ModTime(si.ModTime())); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
@@ -77,7 +78,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 			return "", err
 		}
 	}
-	if err := writeAtomic(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644, fsutil.KeepOwner()); err != nil {
 		return "", err
 	}
 	logging.OrDiscard(opt.Log).WithField("build_id", id).Info("rootfs customized")
@@ -129,10 +130,10 @@ func writeBranding(root, id string) error {
 		"This system runs from RAM: changes are lost at reboot.\n" +
 		"Services: zinit list, zinit status NAME, zinit log\n" +
 		"Build: " + id + "\n\n"
-	if err := writeAtomic(filepath.Join(root, "etc/issue"), []byte(issue), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(root, "etc/issue"), []byte(issue), 0o644, fsutil.KeepOwner()); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(root, "etc/motd"), []byte(motd), 0o644)
+	return fsutil.WriteFile(filepath.Join(root, "etc/motd"), []byte(motd), 0o644, fsutil.KeepOwner())
 }
 
 // setRootPasswordless empties root's password field in /etc/passwd and
@@ -184,7 +185,7 @@ func editColonFile(path string, nfields int, name string, edit func([]string)) (
 	if out == string(data) {
 		return found, nil
 	}
-	return found, writeAtomic(path, []byte(out), modeOf(path))
+	return found, fsutil.WriteFile(path, []byte(out), modeOf(path), fsutil.KeepOwner())
 }
 
 func appendLine(path, line string) error {
@@ -195,7 +196,7 @@ func appendLine(path, line string) error {
 	if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 		data = append(data, '\n')
 	}
-	return writeAtomic(path, append(data, line+"\n"...), modeOf(path))
+	return fsutil.WriteFile(path, append(data, line+"\n"...), modeOf(path), fsutil.KeepOwner())
 }
 
 func modeOf(path string) fs.FileMode {
@@ -233,5 +234,5 @@ func allowConsoles(root string) error {
 	if len(out) == len(data) {
 		return nil
 	}
-	return writeAtomic(path, out, modeOf(path))
+	return fsutil.WriteFile(path, out, modeOf(path), fsutil.KeepOwner())
 }

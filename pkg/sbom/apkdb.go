@@ -1,13 +1,14 @@
 package sbom
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"path"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 )
 
 // ApkInstalled is where apk keeps its database of installed packages,
@@ -73,20 +74,7 @@ func ParseApkInstalled(r io.Reader, name string) ([]Package, error) {
 		cur, dir = nil, ""
 		return nil
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			if err := finish(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		key, value, ok := strings.Cut(line, ":")
-		if !ok || len(key) != 1 {
-			return nil, fmt.Errorf("%s:%d: not a KEY:value line: %q", name, n, line)
-		}
+	err := alpine.ReadRecords(r, name, func(n int, key, value string) error {
 		if cur == nil {
 			cur, start = &Package{}, n
 		}
@@ -112,15 +100,13 @@ func ParseApkInstalled(r io.Reader, name string) ([]Package, error) {
 		case "R":
 			p := path.Clean(path.Join(dir, value))
 			if strings.HasPrefix(p, "../") || path.IsAbs(p) || p == ".." {
-				return nil, fmt.Errorf("%s:%d: file %q leaves the root", name, n, path.Join(dir, value))
+				return fmt.Errorf("%s:%d: file %q leaves the root", name, n, path.Join(dir, value))
 			}
 			cur.Files = append(cur.Files, p)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if err := finish(); err != nil {
+		return nil
+	}, finish)
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

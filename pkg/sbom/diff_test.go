@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -29,7 +30,7 @@ func twoBuilds(t *testing.T, im *image) (a, b map[string]string) {
 				t.Fatal(err)
 			}
 			out[name] = filepath.Join(dir, filepath.Base(src))
-			write(t, out[name], string(data))
+			testutil.WriteFile(t, out[name], string(data), 0o644)
 		}
 		out["kernel"] = filepath.Join(dir, "vmlinuz.efi")
 		fakeKernel(t, archive, out["kernel"])
@@ -37,13 +38,13 @@ func twoBuilds(t *testing.T, im *image) (a, b map[string]string) {
 	}
 	a = keep("a")
 	mod := "lib/modules/" + testKernel + "/kernel/drivers/net/dummy.ko"
-	write(t, filepath.Join(im.root, "etc/zinit/udevd.yaml"), "exec: udevd --debug\n")
-	write(t, filepath.Join(im.root, mod), "dummy module")
-	write(t, filepath.Join(im.root, "lib/modules", testKernel, "modules.dep"), "kernel/drivers/net/virtio_net.ko:\nkernel/drivers/net/dummy.ko:\n")
-	write(t, filepath.Join(im.root, "etc/zero-os/modules-stage1.list"), "virtio_net\ndummy\n")
-	write(t, filepath.Join(im.firmware, "fixture/new-nic.bin"), "new firmware\n")
-	write(t, filepath.Join(im.root, "lib/firmware/fixture/new-nic.bin"), "new firmware\n")
-	write(t, filepath.Join(im.root, "etc/zero-os-build-id"), "20231114T221320Z-gabc-f4567\n")
+	testutil.WriteFile(t, filepath.Join(im.root, "etc/zinit/udevd.yaml"), "exec: udevd --debug\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, mod), "dummy module", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, "lib/modules", testKernel, "modules.dep"), "kernel/drivers/net/virtio_net.ko:\nkernel/drivers/net/dummy.ko:\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, "etc/zero-os/modules-stage1.list"), "virtio_net\ndummy\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.firmware, "fixture/new-nic.bin"), "new firmware\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, "lib/firmware/fixture/new-nic.bin"), "new firmware\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, "etc/zero-os-build-id"), "20231114T221320Z-gabc-f4567\n", 0o644)
 	im.packFlists(t)
 	return a, keep("b")
 }
@@ -141,8 +142,8 @@ func TestDiffWithoutSBOM(t *testing.T) {
 	if err := os.Remove(filepath.Join(im.root, EmbeddedPath)); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(im.root, "lib/apk/db/installed"), apkDB(append(basePackages()[:3], testPkg{"musl", "1.2.5-r10", "MIT", "musl", []string{"lib/ld-musl-x86_64.so.1"}})))
-	write(t, filepath.Join(im.root, "lib/ld-musl-x86_64.so.1"), "musl")
+	testutil.WriteFile(t, filepath.Join(im.root, "lib/apk/db/installed"), apkDB(append(basePackages()[:3], testPkg{"musl", "1.2.5-r10", "MIT", "musl", []string{"lib/ld-musl-x86_64.so.1"}})), 0o644)
+	testutil.WriteFile(t, filepath.Join(im.root, "lib/ld-musl-x86_64.so.1"), "musl", 0o644)
 	if err := os.RemoveAll(filepath.Join(im.root, "lib/firmware/rtl_nic")); err != nil {
 		t.Fatal(err)
 	}
@@ -172,23 +173,20 @@ func TestDiffWithoutSBOM(t *testing.T) {
 func TestNoSecretFromRFSConf(t *testing.T) {
 	root := t.TempDir()
 	secrets := []string{"H15WRITEACCESSKEY", "h15-write-secret-7Qx", "H15READACCESSKEY", "h15-read-secret-9Zk"}
-	write(t, filepath.Join(root, "config/build.conf"), "")
-	write(t, filepath.Join(root, "config/rfs.conf"), `S3_ENDPOINT="http://s3.example.org:3900"
+	testutil.WriteFile(t, filepath.Join(root, "config/build.conf"), "", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, "config/rfs.conf"), `S3_ENDPOINT="http://s3.example.org:3900"
 S3_BUCKET="zos"
 S3_ACCESS_KEY="`+secrets[0]+`"
 S3_SECRET_KEY="`+secrets[1]+`"
 READ_ACCESS_KEY="`+secrets[2]+`"
 READ_SECRET_KEY="`+secrets[3]+`"
 ROUTE_ENDPOINT="https://gw.example.org:443"
-`)
+`, 0o644)
 	cfg, err := config.Load(config.Options{Root: root, Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := cfg.RFS
-	s3 := store.S3Config{Endpoint: r.S3Endpoint, Region: r.S3Region, Bucket: r.S3Bucket, AccessKey: r.S3AccessKey, SecretKey: r.S3SecretKey,
-		ReadAccessKey: r.ReadAccessKey, ReadSecretKey: r.ReadSecretKey, RouteEndpoint: r.RouteEndpoint, RoutePath: r.RoutePath, RouteRegion: r.RouteRegion}
-	route, err := s3.RouteURL()
+	route, err := cfg.RFS.RouteURL()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/components"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
@@ -109,7 +109,7 @@ func Generate(ctx context.Context, opt Options) (*Inventory, error) {
 	}
 	inv.Components = make([]Component, len(opt.Components))
 	for i, c := range opt.Components {
-		c.Source = RedactURL(c.Source)
+		c.Source = redact.StripURL(c.Source)
 		inv.Components[i] = c
 	}
 	if inv.Files, err = imageFiles(ctx, opt.Root, jobs(opt.Jobs)); err != nil {
@@ -395,7 +395,7 @@ func readManifest(ctx context.Context, fl string) ([]string, []manifestFile, err
 	}
 	var routes []string
 	for _, rt := range rts {
-		routes = append(routes, RedactURL(rt.URL))
+		routes = append(routes, redact.StripURL(rt.URL))
 	}
 	var files []manifestFile
 	index := map[int64]int{}
@@ -448,40 +448,6 @@ func flistOwner(src FlistSource, mount string, f *File, image map[string]*File) 
 	return KindFirmware, ""
 }
 
-// RedactURL removes what may be a secret from a URL: the credentials
-// before '@' in its authority and every query parameter but region (a
-// route's s3://KEY:SECRET@host:port/path?region=r keeps
-// s3://host:port/path?region=r). A string without "://" (a local path, a
-// scp-like git source whose user name is no secret) is returned as is.
-func RedactURL(s string) string {
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return s
-	}
-	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	base, query, hasQuery := strings.Cut(s[:i+3]+rest, "?")
-	if !hasQuery {
-		return base
-	}
-	query, _, _ = strings.Cut(query, "#")
-	vals, err := url.ParseQuery(query)
-	kept := url.Values{}
-	if err == nil && vals.Has("region") {
-		kept["region"] = vals["region"]
-	}
-	if len(kept) == 0 {
-		return base
-	}
-	return base + "?" + kept.Encode()
-}
-
 // ComponentsOf describes sources.conf components as built by
 // components.Build with opt: the revision of each git checkout, the
 // release's pinned sha256, the recipe and the install path. Generate adds
@@ -494,7 +460,7 @@ func ComponentsOf(ctx context.Context, comps []components.Component, opt compone
 			return nil, fmt.Errorf("sbom: %w", err)
 		}
 		out = append(out, Component{
-			Name: c.Name, Type: string(c.Type), Source: RedactURL(c.Source), Version: c.Version,
+			Name: c.Name, Type: string(c.Type), Source: redact.StripURL(c.Source), Version: c.Version,
 			Revision: rev, Checksum: c.Checksum, Recipe: c.Build.String(), InstallPath: c.InstallPath,
 		})
 	}

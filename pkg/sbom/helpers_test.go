@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
@@ -35,13 +36,6 @@ type image struct {
 	firmware string // FIRMWARE_DIR, packed into the firmware flist
 	dist     string
 	route    []store.Route // written into both flists when set
-}
-
-func write(t testing.TB, p, body string) {
-	t.Helper()
-	if err := fsutil.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func q1(body string) string {
@@ -113,7 +107,7 @@ func newImage(t testing.TB) *image {
 		"lib/apk/db/installed":                                            apkDB(basePackages()),
 	}
 	for p, body := range files {
-		write(t, filepath.Join(im.root, p), body)
+		testutil.WriteFile(t, filepath.Join(im.root, p), body, 0o644)
 	}
 	for p, body := range map[string]string{
 		"kernel/drivers/net/virtio_net.ko": "virtio_net module",
@@ -121,11 +115,11 @@ func newImage(t testing.TB) *image {
 		"kernel/fs/big.ko":                 strings.Repeat("0123456789abcdef", 70000), // three flist blocks
 		"modules.dep":                      "kernel/drivers/net/virtio_net.ko:\n",
 	} {
-		write(t, filepath.Join(im.modules, p), body)
+		testutil.WriteFile(t, filepath.Join(im.modules, p), body, 0o644)
 	}
-	write(t, filepath.Join(im.firmware, "fixture/fixture-nic.bin"), "fixture firmware blob\n")
-	write(t, filepath.Join(im.firmware, "other/extra.bin"), "firmware only in the flist\n")
-	write(t, filepath.Join(dir, "config/kernel.config"), "CONFIG_LOCALVERSION=\"-Zero-OS\"\n")
+	testutil.WriteFile(t, filepath.Join(im.firmware, "fixture/fixture-nic.bin"), "fixture firmware blob\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(im.firmware, "other/extra.bin"), "firmware only in the flist\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "config/kernel.config"), "CONFIG_LOCALVERSION=\"-Zero-OS\"\n", 0o644)
 	if err := os.Symlink("/bin/busybox", filepath.Join(im.root, "bin/sh")); err != nil {
 		t.Fatal(err)
 	}

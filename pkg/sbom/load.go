@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
@@ -71,7 +72,7 @@ func load(ctx context.Context, file string) (*Image, error) {
 	br := bufio.NewReader(f)
 	head, _ := br.Peek(0x210)
 	switch {
-	case len(head) >= 0x206 && string(head[0x202:0x206]) == "HdrS":
+	case kernel.HasBootHeader(head):
 		data, err := kernel.EmbeddedInitramfs(ctx, file)
 		if err != nil {
 			return nil, err
@@ -81,7 +82,7 @@ func load(ctx context.Context, file string) (*Image, error) {
 		})
 	case bytes.HasPrefix(head, []byte("0707")):
 		return fromArchive(ctx, FormatInitramfs, func(fn walkFunc) error { return initramfs.Walk(ctx, file, fn) })
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+	case compression.Detect(head) == compression.XZ:
 		if isXZJSON(file) {
 			data, err := decompress(br)
 			if err != nil {

@@ -125,14 +125,24 @@ func readMarker(path string) (marker, error) {
 	return m, nil
 }
 
-// writeRecord writes a marker file atomically: a temporary file, fsync,
-// rename, so a crash leaves either the old state or the new one.
+// writeRecord writes a marker file atomically and durably (fsutil.Sync),
+// so a crash or a power cut leaves either the old state or the new one.
 func (e *Engine) writeRecord(path string, m marker) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileSync(path, b, 0o644)
+	return fsutil.WriteFile(path, b, 0o644, fsutil.Sync())
+}
+
+// flushOutputs makes the outputs of s durable before its success marker
+// vouches for them (fsutil's rule: records after data): after a power cut,
+// a marker never survives outputs that did not.
+func flushOutputs(s Stage) error {
+	if err := fsutil.SyncFS(s.Outputs...); err != nil {
+		return fmt.Errorf("flush the outputs: %w", err)
+	}
+	return nil
 }
 
 func (e *Engine) removeMarker(name string) error {

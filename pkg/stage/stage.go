@@ -193,6 +193,9 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 		return fail(runErr)
 	}
 	m.RunID = newRunID()
+	if err := flushOutputs(s); err != nil {
+		return fail(err)
+	}
 	if err := e.writeRecord(markerPath(e.opt.Dir, s.Name), m); err != nil {
 		return fail(fmt.Errorf("record success: %w", err))
 	}

@@ -17,6 +17,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // minBlob is the smallest blob the rfs codec can produce: a one-byte snappy
@@ -41,15 +43,15 @@ type Dir struct {
 func openDir(rawURL string, opt Options) (*Dir, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
+		return nil, fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	if u.Host != "" || !filepath.IsAbs(u.Path) {
 		return nil, fmt.Errorf("store %s: dir:// needs an absolute path (dir:///abs/path): %w",
-			Redact(rawURL), ErrInvalidURL)
+			redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	if opt.Policy != nil {
 		if err := opt.Policy.checkDir(u.Path); err != nil {
-			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+			return nil, fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), err)
 		}
 	}
 	return NewDir(u.Path), nil
@@ -162,7 +164,9 @@ func (d *Dir) hasFlat() bool {
 
 // Set implements Store. The blob is written to a temporary file in its shard
 // directory and renamed, so readers never see a partial blob. The file is
-// not synced: Sync makes every blob written so far durable at once.
+// not synced: Sync makes every blob written so far durable at once
+// (fsutil's rule; the writing itself bypasses fsutil for O_DIRECT and
+// fewer system calls per blob).
 //
 // The page-aligned bulk of a blob is written with O_DIRECT, straight from
 // the caller's buffer to the disk: a pack writes each blob once and reads
@@ -290,6 +294,8 @@ func (d *Dir) Sync(context.Context) error {
 	if !d.dirty.Swap(false) {
 		return nil
 	}
+	// Not fsutil.SyncFS, which skips a missing path: a root removed after
+	// blobs were written is lost data, an error.
 	fd, err := unix.Open(d.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == nil {
 		err = unix.Syncfs(fd)

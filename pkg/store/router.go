@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // Router spreads blobs over stores by the first byte of the blob id. Routes
@@ -138,7 +140,7 @@ func ParseSpec(spec string) (Route, error) {
 	lo, _ := strconv.ParseUint(m[1], 16, 8)
 	hi, _ := strconv.ParseUint(m[2], 16, 8)
 	if lo > hi {
-		return Route{}, fmt.Errorf("store spec %s: range %s-%s is empty: %w", Redact(spec), m[1], m[2], ErrInvalidURL)
+		return Route{}, fmt.Errorf("store spec %s: range %s-%s is empty: %w", redact.MaskURL(spec), m[1], m[2], ErrInvalidURL)
 	}
 	return Route{Start: uint8(lo), End: uint8(hi), URL: m[3]}, nil
 }

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // ConfRoute is the STORES item that stands for the runtime route of
@@ -50,53 +51,8 @@ func CheckRoute(rawURL string) error {
 			if _, perr := url.Parse(rawURL); perr == nil {
 				return nil
 			}
-			return fmt.Errorf("store %s: %w", mask(rawURL), ErrInvalidURL)
+			return fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 		}
 	}
 	return err
-}
-
-// secretQuery matches query parameter names whose values are credentials
-// (server://...?token=JWT, presigned signatures).
-var secretQuery = regexp.MustCompile(`(?i)token|secret|pass|key|sig|credential|auth|session`)
-
-// Mask returns a route URL fit for display: a password becomes "***" (the
-// user name, an S3 access key id, stays, so two credentials can be told
-// apart), as do the values of query parameters that look like secrets. A
-// URL that does not parse loses all its user information.
-func Mask(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Opaque != "" && strings.Contains(u.Opaque, "@")) {
-		return mask(rawURL)
-	}
-	out := rawURL
-	if _, has := u.User.Password(); u.User != nil && has {
-		scheme, rest, _ := strings.Cut(rawURL, "://")
-		authEnd := strings.IndexAny(rest, "/?#")
-		if authEnd < 0 {
-			authEnd = len(rest)
-		}
-		at := strings.LastIndex(rest[:authEnd], "@")
-		if at < 0 {
-			return mask(rawURL)
-		}
-		out = scheme + "://" + url.User(u.User.Username()).String() + ":***" + rest[at:]
-	}
-	base, query, hasQuery := strings.Cut(out, "?")
-	if !hasQuery {
-		return out
-	}
-	query, frag, hasFrag := strings.Cut(query, "#")
-	parts := strings.Split(query, "&")
-	for i, p := range parts {
-		k, _, _ := strings.Cut(p, "=")
-		if name, err := url.QueryUnescape(k); err != nil || secretQuery.MatchString(name) {
-			parts[i] = k + "=***"
-		}
-	}
-	out = base + "?" + strings.Join(parts, "&")
-	if hasFrag {
-		out += "#" + frag
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
@@ -43,7 +44,7 @@ type s3Target struct {
 }
 
 func parseS3(rawURL string) (s3Target, error) {
-	red := Redact(rawURL)
+	red := redact.MaskURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return s3Target{}, fmt.Errorf("store %s: %w", red, ErrInvalidURL)

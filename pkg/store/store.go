@@ -18,8 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // Sentinel errors that callers branch on with errors.Is.
@@ -110,7 +111,7 @@ func Open(rawURL string) (Store, error) { return OpenWith(rawURL, Options{}) }
 func OpenWith(rawURL string, opt Options) (Store, error) {
 	scheme, _, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, fmt.Errorf("store %q: missing scheme: %w", Redact(rawURL), ErrInvalidURL)
+		return nil, fmt.Errorf("store %q: missing scheme: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	switch strings.ToLower(scheme) {
 	case "dir":
@@ -121,9 +122,9 @@ func OpenWith(rawURL string, opt Options) (Store, error) {
 		return openHTTP(rawURL, opt)
 	case "zdb", "server":
 		return nil, fmt.Errorf("store %s: %s:// stores are %w (use dir://, s3://, s3s:// or http(s)://)",
-			Redact(rawURL), scheme, ErrNotSupported)
+			redact.MaskURL(rawURL), scheme, ErrNotSupported)
 	default:
-		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", Redact(rawURL), scheme, ErrNotSupported)
+		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", redact.MaskURL(rawURL), scheme, ErrNotSupported)
 	}
 }
 
@@ -160,62 +161,9 @@ func checkID(id []byte) error {
 // (s3://user:pw@h:9000/b?region=r becomes s3://user@h:9000/b?region=r). A URL
 // without a password is returned unchanged, byte for byte.
 func StripPassword(rawURL string) (string, error) {
-	s, ok := stripPassword(rawURL)
+	s, ok := redact.StripPassword(rawURL)
 	if !ok {
-		return "", fmt.Errorf("store %s: %w", mask(rawURL), ErrInvalidURL)
+		return "", fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	return s, nil
-}
-
-func stripPassword(rawURL string) (string, bool) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Opaque != "" && strings.Contains(u.Opaque, "@")) {
-		return "", false
-	}
-	if u.User == nil {
-		return rawURL, true
-	}
-	if _, has := u.User.Password(); !has {
-		return rawURL, true
-	}
-	// Rebuild only the user info so the rest of the URL stays as written.
-	scheme, rest, _ := strings.Cut(rawURL, "://")
-	authEnd := strings.IndexAny(rest, "/?#")
-	if authEnd < 0 {
-		authEnd = len(rest)
-	}
-	at := strings.LastIndex(rest[:authEnd], "@")
-	if at < 0 {
-		return "", false
-	}
-	return scheme + "://" + url.User(u.User.Username()).String() + rest[at:], true
-}
-
-// Redact returns a URL that is safe to print: the password removed (the user
-// name kept), or, when the URL does not parse, everything before the last '@'
-// of the authority replaced by "***".
-func Redact(rawURL string) string {
-	if s, ok := stripPassword(rawURL); ok {
-		return s
-	}
-	return mask(rawURL)
-}
-
-// mask hides all user info of a URL that does not parse.
-func mask(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		if strings.Contains(rawURL, "@") {
-			return "***"
-		}
-		return rawURL
-	}
-	q := strings.IndexAny(rest, "?#")
-	if q < 0 {
-		q = len(rest)
-	}
-	if at := strings.LastIndex(rest[:q], "@"); at >= 0 {
-		return scheme + "://***" + rest[at:]
-	}
-	return rawURL
 }

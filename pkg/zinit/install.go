@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // ConfigDir is where zinit reads its units inside the rootfs.
@@ -33,27 +35,18 @@ func InstallDirs(ctx context.Context, rootDir string, srcDirs ...string) (*Set, 
 	}
 	etc := filepath.Join(rootDir, "etc")
 	final := filepath.Join(etc, "zinit")
+	// A fixed name, so the leftover of a killed run is found and removed
+	// instead of ending up in the image.
 	staging := filepath.Join(etc, ".zinit.new")
-	old := filepath.Join(etc, ".zinit.old")
-	for _, leftover := range []string{staging, old} {
-		if err := os.RemoveAll(leftover); err != nil {
-			return set, fmt.Errorf("remove leftover %s: %w", leftover, err)
-		}
+	if err := os.RemoveAll(staging); err != nil {
+		return set, fmt.Errorf("remove leftover %s: %w", staging, err)
 	}
 	if err := set.writeTo(ctx, staging); err != nil {
 		os.RemoveAll(staging)
 		return set, err
 	}
-	if _, err := os.Lstat(final); err == nil {
-		if err := os.Rename(final, old); err != nil {
-			return set, fmt.Errorf("install zinit units: %w", err)
-		}
-	}
-	if err := os.Rename(staging, final); err != nil {
+	if err := fsutil.ReplaceDir(staging, final); err != nil {
 		return set, fmt.Errorf("install zinit units: %w", err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return set, fmt.Errorf("remove previous units %s: %w", old, err)
 	}
 	return set, nil
 }

@@ -1,11 +1,4 @@
-// Package flistbench measures flist packing: throughput of a pack of a ~1 GiB
-// tree (a kernel module tree plus generated random data, or a tree given,
-// such as the firmware set) to a dir store on disk and on tmpfs and to a
-// real S3 server (versitygw) on loopback, next to the single-core throughput
-// of each codec step, so the reader sees how close a pack runs to the
-// machine's limit; the cost of packing the unchanged tree again; and the
-// pack's peak memory. `mage bench:rfs` calls Run and prints the Report.
-package flistbench
+package bench
 
 import (
 	"context"
@@ -29,16 +22,17 @@ import (
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/internal/versitygw"
 	"github.com/threefoldtech/zosbuilder/pkg/flist"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
-// Options configure Run. The zero value measures a 1 GiB tree built from the
+// RfsOptions configure Rfs. The zero value measures a 1 GiB tree built from the
 // first /lib/modules/* tree, with a dir store and, when versitygw is
 // installed, an S3 store.
-type Options struct {
+type RfsOptions struct {
 	WorkDir    string // scratch space; default a temporary directory, removed afterwards
 	Tree       string // an existing tree to pack (e.g. the firmware set) instead of a generated one
 	ModulesDir string // default: the first /lib/modules/* directory
@@ -52,8 +46,8 @@ type Options struct {
 	Log          logrus.FieldLogger
 }
 
-// Step is the single-core throughput of one codec step.
-type Step struct {
+// CodecStep is the single-core throughput of one codec step.
+type CodecStep struct {
 	Name string
 	MBps float64 // MB (1e6 bytes) of the step's input per CPU second
 }
@@ -72,17 +66,17 @@ type PackRun struct {
 	PeakRSS        int64         // the process's peak resident memory during the first pack (VmHWM), bytes; 0: unknown
 }
 
-// Report is what Run measured.
-type Report struct {
+// RfsReport is what Rfs measured.
+type RfsReport struct {
 	Cores       int // GOMAXPROCS
 	CPU         string
 	Load        string // /proc/loadavg before the packs: the machine may be shared
 	Tree        string // what was packed
 	TreeFiles   int
 	TreeBytes   int64
-	Steps       []Step  // one core, per CPU second of that thread
-	CodecMBps   float64 // the whole block codec, one core, MB of plain data per CPU second
-	CeilingMBps float64 // Cores × CodecMBps
+	Steps       []CodecStep // one core, per CPU second of that thread
+	CodecMBps   float64     // the whole block codec, one core, MB of plain data per CPU second
+	CeilingMBps float64     // Cores × CodecMBps
 	Runs        []PackRun
 }
 
@@ -98,7 +92,7 @@ const (
 )
 
 // WriteTable prints the report as Markdown tables and the goals' status.
-func (r Report) WriteTable(w io.Writer) error {
+func (r RfsReport) WriteTable(w io.Writer) error {
 	var err error
 	p := func(format string, a ...any) {
 		if err == nil {
@@ -166,10 +160,16 @@ func met(ok bool) string {
 	return "NOT met"
 }
 
-// Run builds the tree, measures the codec steps and packs the tree twice
-// into each store.
-func Run(ctx context.Context, opt Options) (Report, error) {
-	rep := Report{Cores: runtime.GOMAXPROCS(0), CPU: cpuModel()}
+// Rfs measures flist packing: throughput of a pack of a ~1 GiB tree (a
+// kernel module tree plus generated random data, or a tree given, such as
+// the firmware set) to a dir store on disk and on tmpfs and to a real S3
+// server (versitygw) on loopback, next to the single-core throughput of each
+// codec step, so the reader sees how close a pack runs to the machine's
+// limit; the cost of packing the unchanged tree again; and the pack's peak
+// memory. It builds the tree, measures the codec steps and packs the tree
+// twice into each store. `mage bench:rfs` prints the report's table.
+func Rfs(ctx context.Context, opt RfsOptions) (RfsReport, error) {
+	rep := RfsReport{Cores: runtime.GOMAXPROCS(0), CPU: cpuModel()}
 	if err := opt.defaults(); err != nil {
 		return rep, err
 	}
@@ -195,7 +195,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 			return rep, err
 		}
 		// Written back now, not by the kernel during the packs.
-		if err := syncFS(tree); err != nil {
+		if err := fsutil.SyncFS(tree); err != nil {
 			return rep, err
 		}
 		rep.Tree = fmt.Sprintf("%s plus random data", opt.ModulesDir)
@@ -276,7 +276,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	return rep, nil
 }
 
-func (o *Options) defaults() error {
+func (o *RfsOptions) defaults() error {
 	o.Log = logging.OrDiscard(o.Log)
 	if o.TreeBytes <= 0 {
 		o.TreeBytes = 1 << 30
@@ -285,20 +285,20 @@ func (o *Options) defaults() error {
 		dirs, _ := filepath.Glob("/lib/modules/*")
 		sort.Strings(dirs)
 		if len(dirs) == 0 {
-			return errors.New("flistbench: no /lib/modules/* tree (apt-get install linux-image-amd64) and no ModulesDir given")
+			return errors.New("bench rfs: no /lib/modules/* tree (apt-get install linux-image-amd64) and no ModulesDir given")
 		}
 		o.ModulesDir = dirs[0]
 	}
 	if !o.SkipS3 && o.VersitygwBin == "" {
 		o.VersitygwBin = versitygw.Bin()
 		if o.VersitygwBin == "" {
-			return errors.New("flistbench: versitygw not found (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0) and SkipS3 not set")
+			return errors.New("bench rfs: versitygw not found (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0) and SkipS3 not set")
 		}
 	}
 	return nil
 }
 
-func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store.Store, tree, work string, parallel int, rep Report) (PackRun, error) {
+func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store.Store, tree, work string, parallel int, rep RfsReport) (PackRun, error) {
 	run := PackRun{Store: name}
 	fl := filepath.Join(work, "bench.fl")
 	opt := flist.PackOptions{Store: s, Parallel: parallel}
@@ -379,7 +379,7 @@ func treeSize(tree string) (files int, size int64, err error) {
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("flistbench: %w", err)
+		return 0, 0, fmt.Errorf("bench rfs: %w", err)
 	}
 	return files, size, nil
 }
@@ -411,7 +411,7 @@ func buildTree(modules, dst string, total int64) (files int, size int64, err err
 		return nil
 	})
 	if err != nil {
-		return files, size, fmt.Errorf("flistbench: build tree: %w", err)
+		return files, size, fmt.Errorf("bench rfs: build tree: %w", err)
 	}
 	rng := rand.New(rand.NewChaCha8([32]byte{'z', 'o', 's'}))
 	sizes := []int64{64 << 20, 8 << 20, 1 << 20, 300 << 10}
@@ -419,25 +419,12 @@ func buildTree(modules, dst string, total int64) (files int, size int64, err err
 		n := min(sizes[i%len(sizes)]+int64(i), total-size)
 		p := filepath.Join(dst, "random", fmt.Sprintf("%03d", i/100), fmt.Sprintf("r%05d.bin", i))
 		if err := writeRandom(rng, p, n); err != nil {
-			return files, size, fmt.Errorf("flistbench: build tree: %w", err)
+			return files, size, fmt.Errorf("bench rfs: build tree: %w", err)
 		}
 		files++
 		size += n
 	}
 	return files, size, nil
-}
-
-// syncFS syncs the filesystem holding dir.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("flistbench: %w", &os.PathError{Op: "open", Path: dir, Err: err})
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("flistbench: sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // copyFile copies src to dst. The module tree is copied, not hard-linked:
@@ -531,7 +518,7 @@ func sampleChunks(tree string, n int) ([][]byte, error) {
 // measureSteps times each step over the sample on one locked OS thread by
 // that thread's CPU time (other load on the machine does not count),
 // repeating for at least half a CPU second.
-func measureSteps(sample [][]byte) ([]Step, float64) {
+func measureSteps(sample [][]byte) ([]CodecStep, float64) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var plainBytes int64
@@ -561,7 +548,7 @@ func measureSteps(sample [][]byte) ([]Step, float64) {
 	}
 	key := blake2b.Sum256(sample[0])
 	var dst []byte
-	steps := []Step{
+	steps := []CodecStep{
 		{"BLAKE2b-256 (key: of the plain chunk)", rate(plainBytes, func() {
 			for _, s := range sample {
 				blake2b.Sum256(s)

@@ -1,4 +1,4 @@
-package flistbench
+package bench
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 // TestRunSmall runs the whole benchmark on a 48 MB tree (the timings are not
 // checked, only that every part ran and the second packs uploaded nothing).
-func TestRunSmall(t *testing.T) {
+func TestRfsSmall(t *testing.T) {
 	testutil.Slow(t)
 	mods, _ := filepath.Glob("/lib/modules/*/kernel/drivers/net/ethernet/intel")
 	if len(mods) == 0 {
@@ -22,7 +22,7 @@ func TestRunSmall(t *testing.T) {
 	if s3test.Bin() == "" {
 		testutil.Missing(t, "versitygw not installed")
 	}
-	rep, err := Run(context.Background(), Options{WorkDir: t.TempDir(), ModulesDir: mods[0], TreeBytes: 48 << 20})
+	rep, err := Rfs(context.Background(), RfsOptions{WorkDir: t.TempDir(), ModulesDir: mods[0], TreeBytes: 48 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

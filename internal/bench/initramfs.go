@@ -1,4 +1,7 @@
-package initramfs
+// Package bench holds the harnesses of the `mage bench:*` targets, whose
+// tables go into the README: they measure the product packages from the
+// outside and are not part of them.
+package bench
 
 import (
 	"context"
@@ -8,18 +11,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"golang.org/x/sys/unix"
 )
 
-// BenchShell is the reference pipeline Bench compares Pack with.
-const BenchShell = "find . | cpio -o -H newc | xz -9 -T0 --check=crc32"
+// InitramfsShell is the reference pipeline Initramfs compares
+// initramfs.Pack with.
+const InitramfsShell = "find . | cpio -o -H newc | xz -9 -T0 --check=crc32"
 
-// Bench packs srcDir (a large tree such as /lib/modules/<version>) with
-// BenchShell and with Pack's encoders and writes a Markdown table of output
-// size, wall time and CPU time to w (for `mage bench:initramfs`). It needs find, cpio
-// and xz; the runs are sequential so they do not compete for CPUs.
-func Bench(ctx context.Context, srcDir string, w io.Writer) error {
+// Initramfs packs srcDir (a large tree such as /lib/modules/<version>) with
+// InitramfsShell and with initramfs.Pack's encoders and writes a Markdown
+// table of output size, wall time and CPU time to w (for `mage
+// bench:initramfs`). It needs find, cpio and xz; the runs are sequential so
+// they do not compete for CPUs.
+func Initramfs(ctx context.Context, srcDir string, w io.Writer) error {
 	tmp, err := os.MkdirTemp("", "initramfs-bench-")
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -31,9 +38,9 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 		name string
 		run  func(out string) (string, error)
 	}
-	pack := func(opt Options) func(string) (string, error) {
+	pack := func(opt initramfs.Options) func(string) (string, error) {
 		return func(out string) (string, error) {
-			st, err := PackStats(ctx, srcDir, out, opt)
+			st, err := initramfs.PackStats(ctx, srcDir, out, opt)
 			if opt.Blocks == 0 && st.Blocks > 0 {
 				return fmt.Sprintf(" (%d blocks)", st.Blocks), err
 			}
@@ -41,18 +48,18 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 		}
 	}
 	variants := []variant{
-		{"shell: " + BenchShell, func(out string) (string, error) {
+		{"shell: " + InitramfsShell, func(out string) (string, error) {
 			cmd := exec.CommandContext(ctx, "sh", "-c", `cd "$1" && find . | cpio -o -H newc --quiet | xz -9 -T0 --check=crc32 >"$2"`, "sh", srcDir, out)
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				return "", fmt.Errorf("%s: %w", msg, err)
 			}
 			return "", nil
 		}},
-		{"Pack, xz binary, default", pack(Options{Compression: CompressionXZ})},
-		{"Pack, xz binary, Blocks 1", pack(Options{Compression: CompressionXZ, Blocks: 1})},
-		{"Pack, xz binary, Blocks 2", pack(Options{Compression: CompressionXZ, Blocks: 2})},
-		{"Pack, xz binary, Blocks 4", pack(Options{Compression: CompressionXZ, Blocks: 4})},
-		{"Pack, Go encoder (ulikunitz/xz)", pack(Options{Compression: CompressionGo})},
+		{"Pack, xz binary, default", pack(initramfs.Options{Compression: initramfs.CompressionXZ})},
+		{"Pack, xz binary, Blocks 1", pack(initramfs.Options{Compression: initramfs.CompressionXZ, Blocks: 1})},
+		{"Pack, xz binary, Blocks 2", pack(initramfs.Options{Compression: initramfs.CompressionXZ, Blocks: 2})},
+		{"Pack, xz binary, Blocks 4", pack(initramfs.Options{Compression: initramfs.CompressionXZ, Blocks: 4})},
+		{"Pack, Go encoder (ulikunitz/xz)", pack(initramfs.Options{Compression: initramfs.CompressionGo})},
 	}
 	if _, err := fmt.Fprintf(w, "Tree: %s\n\n| method | size (bytes) | size vs shell | wall time | time vs shell | CPU time |\n|---|---:|---:|---:|---:|---:|\n", srcDir); err != nil {
 		return err
@@ -88,13 +95,4 @@ func Bench(ctx context.Context, srcDir string, w io.Writer) error {
 // cpuTime returns the user and system time of this process and of its
 // waited-for children (xz, the shell pipeline): the work done, which unlike
 // the wall time does not depend on what else the machine runs.
-func cpuTime() time.Duration {
-	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
-			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return total
-}
+func cpuTime() time.Duration { return rusage(unix.RUSAGE_SELF) + rusage(unix.RUSAGE_CHILDREN) }
