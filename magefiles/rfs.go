@@ -56,7 +56,7 @@ func (Rfs) Pack(ctx context.Context, src, fl, stores string) error {
 	return e.PackFlist(ctx, src, fl, stores)
 }
 
-// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README).
+// Unpack extracts the flist FL into DIR, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README) or from STORE=URLS.
 func (Rfs) Unpack(ctx context.Context, fl, dir string) error {
 	e, err := load()
 	if err != nil {
@@ -103,7 +103,7 @@ func editStores(ctx context.Context, fl, stores string, edit pipeline.RouteEdit)
 	return stdout.Print(func(w io.Writer) error { return e.EditStores(ctx, w, fl, stores, edit) })
 }
 
-// Verify checks that every block of the flist FL is in its routed store (DEEP=1 also decrypts and checks each).
+// Verify checks that every block of the flist FL is in its routed store, or in STORE=URLS (DEEP=1 also decrypts and checks each).
 func (Rfs) Verify(ctx context.Context, fl string) error {
 	e, err := load()
 	if err != nil {
@@ -112,7 +112,7 @@ func (Rfs) Verify(ctx context.Context, fl string) error {
 	return e.VerifyFlist(ctx, os.Stdout, fl)
 }
 
-// Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts).
+// Mount mounts the flist FL read-only at DIR with FUSE until interrupted (Ctrl-C unmounts; STORE=URLS reads those stores).
 func (Rfs) Mount(ctx context.Context, fl, dir string) error {
 	e, err := load()
 	if err != nil {

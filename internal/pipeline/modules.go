@@ -13,6 +13,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/hosttools"
+	"github.com/threefoldtech/zosbuilder/pkg/kernel"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
@@ -60,9 +61,27 @@ func modulesSetup(e *Env) stage.Stage {
 				}
 			}
 			log.Infof("stage 1: %d modules, stage 2: %d modules (with dependencies)", len(plan.Stage1.Modules()), len(plan.Stage2.Modules()))
+			if err := e.warnRuntimeNeeds(log); err != nil {
+				return err
+			}
 			return fsutil.WriteFile(e.planFile(), []byte(b.String()), 0o644)
 		},
 	}
+}
+
+// warnRuntimeNeeds says which options the runtime needs (kernel.RuntimeNeeds)
+// kernel.config lacks, an option built as a module counting when
+// modules.conf loads it at boot: the image would build but not come up.
+func (e *Env) warnRuntimeNeeds(log logrus.FieldLogger) error {
+	path := e.configFile(config.KernelConfigFile)
+	cfg, err := kernel.ReadConfig(path)
+	if err != nil {
+		return err
+	}
+	for _, u := range kernel.CheckRuntime(cfg, append(e.cfg.ModuleNames(1), e.cfg.ModuleNames(2)...)) {
+		log.Warnf("%s lacks what the runtime needs: %s", path, u)
+	}
+	return nil
 }
 
 func modulesCopy(e *Env) stage.Stage {

@@ -280,8 +280,15 @@ func TestPackOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "dir://" + filepath.Join(e.cfg.DistDir, "flists", "store"); routeURL(opt.Store) != want || opt.RouteOverride != nil {
-		t.Errorf("without rfs.conf: store %s route %v, want the local %s", routeURL(opt.Store), opt.RouteOverride, want)
+	// Without rfs.conf: the local store, routed to LOCAL_STORE_ROUTE (the
+	// same in every work tree), or to itself when that is empty.
+	if want := "dir://" + filepath.Join(e.cfg.DistDir, "flists", "store"); routeURL(opt.Store) != want ||
+		len(opt.RouteOverride) != 1 || opt.RouteOverride[0].URL != "http://10.0.2.100/" {
+		t.Errorf("without rfs.conf: store %s route %v, want the local %s routed to http://10.0.2.100/", routeURL(opt.Store), opt.RouteOverride, want)
+	}
+	e = load(t, project(t, false), "LOCAL_STORE_ROUTE=dir:///srv/zos/store")
+	if opt, err = e.packOptions(e.log); err != nil || len(opt.RouteOverride) != 1 || opt.RouteOverride[0].URL != "dir:///srv/zos/store" {
+		t.Errorf("LOCAL_STORE_ROUTE=dir:///srv/zos/store: route %v, %v", opt.RouteOverride, err)
 	}
 
 	e = load(t, project(t, true))

@@ -66,18 +66,18 @@ func (e *Env) PackFlist(ctx context.Context, src, fl, stores string) error {
 	return nil
 }
 
-// UnpackFlist extracts the flist fl into dir, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README).
+// UnpackFlist extracts the flist fl into dir, fetching blobs from the stores it routes to (ALLOW_ROUTES: see README), or from STORE.
 func (e *Env) UnpackFlist(ctx context.Context, fl, dir string) error {
-	routes, err := e.readRoutes()
+	routes, st, err := e.readStores()
 	if err != nil {
 		return err
 	}
-	return routeHint(flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log, Routes: routes}))
+	return routeHint(flist.Unpack(ctx, fl, dir, flist.UnpackOptions{Log: e.log, Routes: routes, Store: st}))
 }
 
 // VerifyFlist checks that every block of the flist fl is in its routed store (DEEP=1 also decrypts and checks each) and prints the report.
 func (e *Env) VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
-	routes, err := e.readRoutes()
+	routes, st, err := e.readStores()
 	if err != nil {
 		return err
 	}
@@ -85,18 +85,18 @@ func (e *Env) VerifyFlist(ctx context.Context, w io.Writer, fl string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Routes: routes, Log: e.log, Progress: &progress.Options{}})
+	rep, err := flist.Verify(ctx, fl, flist.VerifyOptions{Deep: deep, Routes: routes, Store: st, Log: e.log, Progress: &progress.Options{}})
 	fmt.Fprintln(w, rep)
 	return routeHint(err)
 }
 
 // MountFlist mounts the flist fl read-only at dir with FUSE until ctx ends or it is unmounted.
 func (e *Env) MountFlist(ctx context.Context, fl, dir string) error {
-	routes, err := e.readRoutes()
+	routes, st, err := e.readStores()
 	if err != nil {
 		return err
 	}
-	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Routes: routes, Log: e.log})
+	m, err := flist.Mount(ctx, fl, dir, flist.MountOptions{CacheDir: filepath.Join(e.cfg.CacheDir, "rfs-cache"), Routes: routes, Store: st, Log: e.log})
 	if err != nil {
 		return routeHint(err)
 	}
@@ -114,6 +114,27 @@ func (e *Env) readRoutes() (store.RoutePolicy, error) {
 	}
 	p.AllowDirs = append(p.AllowDirs, filepath.Join(e.flistDir(), "store"))
 	return p, nil
+}
+
+// readStores is readRoutes and the stores STORE names ("[xx-yy=]URL,...",
+// as rfs:pack's STORES) to read instead of an flist's routes, e.g.
+// STORE=dir://$PWD/dist/flists/store for flists that route where a node,
+// not this machine, reads them (LOCAL_STORE_ROUTE). Without STORE the
+// store is nil: the flist's routes.
+func (e *Env) readStores() (store.RoutePolicy, store.Store, error) {
+	routes, err := e.readRoutes()
+	if err != nil {
+		return routes, nil, err
+	}
+	spec := e.getenv("STORE")
+	if spec == "" {
+		return routes, nil, nil
+	}
+	r, err := store.Parse(spec)
+	if err != nil {
+		return routes, nil, fmt.Errorf("STORE: %w", err)
+	}
+	return routes, r, nil
 }
 
 // routeHint says how to allow a refused route.
@@ -179,10 +200,15 @@ func (e *Env) packOptions(log logrus.FieldLogger) (flist.PackOptions, error) {
 	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{Log: log}, Log: log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
-		e.localStoreOnce.Do(func() {
-			log.Infof("no %s: packing flists to the local store dir://%s", e.cfg.Path(config.RFSConfFile), dir)
-		})
 		opt.Store = store.NewDir(dir)
+		route := opt.Store.Routes()[0].URL
+		if e.cfg.LocalStoreRoute != "" {
+			route = e.cfg.LocalStoreRoute
+			opt.RouteOverride = []store.Route{{Start: 0, End: 255, URL: route}}
+		}
+		e.localStoreOnce.Do(func() {
+			log.Infof("no %s: packing flists to the local store dir://%s, routed to %s (LOCAL_STORE_ROUTE)", e.cfg.Path(config.RFSConfFile), dir, route)
+		})
 		return opt, nil
 	}
 	s3 := e.cfg.RFS.S3Config
@@ -295,7 +321,7 @@ func rfsFlists(e *Env) stage.Stage {
 	}
 	return stage.Stage{
 		Config: e.values("ENABLE_RFS", "FIRMWARE_TAG", "SOURCE_DATE_EPOCH", "FIRMWARE_FLIST_SOURCE",
-			"ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH", "ALPINE_EXTRA_KEYS"),
+			"ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH", "ALPINE_EXTRA_KEYS", "LOCAL_STORE_ROUTE"),
 		Inputs:  inputs,
 		Outputs: outputs,
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {

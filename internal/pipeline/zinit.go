@@ -12,9 +12,10 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/zinit"
 )
 
-// CheckZinit validates the units in zinit/ without building anything.
+// CheckZinit validates the units in zinit/ (and the profile's zinit/)
+// without building anything.
 func (e *Env) CheckZinit(w io.Writer) error {
-	set, err := zinit.LoadDir(filepath.Join(e.root, "zinit"))
+	set, err := zinit.LoadDirs(e.unitDirs()...)
 	if err != nil {
 		return err
 	}
@@ -25,13 +26,23 @@ func (e *Env) CheckZinit(w io.Writer) error {
 	return nil
 }
 
+// unitDirs are the zinit unit folders: zinit/, then the profile's
+// config/profiles/<name>/zinit/ when it has one, whose units and scripts
+// are added to the shipped ones (replacing those of the same name).
+func (e *Env) unitDirs() []string {
+	dirs := []string{filepath.Join(e.root, "zinit")}
+	if p := e.cfg.ProfileDir("zinit"); p != "" {
+		dirs = append(dirs, p)
+	}
+	return dirs
+}
+
 func zinitSetup(e *Env) stage.Stage {
-	src := filepath.Join(e.root, "zinit")
 	return stage.Stage{
-		Inputs:  []string{src},
+		Inputs:  e.unitDirs(),
 		Outputs: []string{filepath.Join(e.cfg.InstallDir, zinit.ConfigDir)},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
-			set, err := zinit.Install(ctx, src, e.cfg.InstallDir)
+			set, err := zinit.InstallDirs(ctx, e.cfg.InstallDir, e.unitDirs()...)
 			if err != nil {
 				return err
 			}

@@ -253,18 +253,22 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 }
 
 // script runs a build script (relative to the project root) in the
-// source directory; it must write the binary to $OUT.
+// source directory; it must write the binary to $OUT. $BUILD_DIR is the
+// component's own directory, kept between builds (for a compiler's
+// incremental state), and $JOBS the parallelism it may use.
 func (b *builder) script(ctx context.Context, dir string) (string, error) {
 	script := b.c.Build.Arg
 	if !filepath.IsAbs(script) {
 		script = filepath.Join(b.opt.ProjectRoot, script)
 	}
-	out := filepath.Join(b.opt.WorkDir, ".target", b.c.Name, filepath.Base(b.c.InstallPath))
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	buildDir := filepath.Join(b.opt.WorkDir, ".target", b.c.Name)
+	out := filepath.Join(buildDir, filepath.Base(b.c.InstallPath))
+	if err := os.MkdirAll(buildDir, 0o755); err != nil {
 		return "", err
 	}
 	_ = os.Remove(out)
-	env := []string{"OUT=" + out, "SRC=" + dir, "NAME=" + b.c.Name, "VERSION=" + b.c.Version}
+	env := []string{"OUT=" + out, "SRC=" + dir, "NAME=" + b.c.Name, "VERSION=" + b.c.Version,
+		"BUILD_DIR=" + buildDir, "JOBS=" + strconv.Itoa(max(b.opt.Jobs, 1))}
 	if err := b.cmd(ctx, dir, env, "sh", script); err != nil {
 		return "", err
 	}

@@ -307,7 +307,7 @@ func TestLocalScriptAndMakeComponents(t *testing.T) {
 	testutil.RequireTool(t, "make")
 	testutil.RequireFile(t, "/bin/busybox")
 	project := t.TempDir()
-	testutil.WriteFile(t, filepath.Join(project, "scripts/build-tool.sh"), "set -e\ncp /bin/busybox \"$OUT\"\necho built $NAME in $SRC\n", 0o755)
+	testutil.WriteFile(t, filepath.Join(project, "scripts/build-tool.sh"), "set -e\ncp /bin/busybox \"$OUT\"\necho built $NAME in $SRC\necho kept > \"$BUILD_DIR/state\"\necho jobs $JOBS\n", 0o755)
 	testutil.WriteFile(t, filepath.Join(project, "src/mk/Makefile"), "all:\n\tmkdir -p out && cp /bin/busybox out/mk\n", 0o644)
 	opt := Options{WorkDir: t.TempDir(), ProjectRoot: project}
 	comps := []Component{
@@ -320,8 +320,15 @@ func TestLocalScriptAndMakeComponents(t *testing.T) {
 	if err := Verify(comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	if log, _ := os.ReadFile(opt.LogFile(comps[0])); !strings.Contains(string(log), "built scripted in "+filepath.Join(project, "src")) {
+	if log, _ := os.ReadFile(opt.LogFile(comps[0])); !strings.Contains(string(log), "built scripted in "+filepath.Join(project, "src")) || !strings.Contains(string(log), "jobs 1") {
 		t.Errorf("script log: %q", log)
+	}
+	// BUILD_DIR is the component's own, kept for the next build.
+	if err := Build(context.Background(), comps[:1], opt); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(opt.WorkDir, ".target", "scripted", "state")); err != nil || string(b) != "kept\n" {
+		t.Errorf("BUILD_DIR/state: %q %v", b, err)
 	}
 }
 
@@ -393,5 +400,42 @@ func TestCopyStaysInsideRoot(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("written outside the root: %v", ents)
+	}
+}
+
+// A static PIE (what cargo builds with crt-static, glibc's or musl's) is a
+// static executable; a shared library, ET_DYN without an interpreter too,
+// is not an executable at all.
+func TestVerifyStaticPIE(t *testing.T) {
+	gcc := testutil.RequireTool(t, "gcc")
+	src := filepath.Join(t.TempDir(), "main.c")
+	testutil.WriteFile(t, src, "int main(void) { return 0; }\n", 0o644)
+	opt := Options{WorkDir: t.TempDir()}
+	build := func(name string, args ...string) Component {
+		c := Component{Name: name, InstallPath: "/usr/bin/" + name, File: "sources.conf", Line: 1}
+		if err := os.MkdirAll(filepath.Dir(opt.Artifact(c)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(gcc, append(args, "-o", opt.Artifact(c), src)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+		return c
+	}
+	pie := build("staticpie", "-static-pie")
+	if err := Verify([]Component{pie}, opt); err != nil {
+		t.Errorf("static-pie rejected: %v", err)
+	}
+	lib := build("library", "-shared", "-fPIC")
+	if err := os.Chmod(opt.Artifact(lib), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Verify([]Component{lib}, opt)
+	if !errors.Is(err, ErrNotExecutable) || !strings.Contains(err.Error(), "a shared library") {
+		t.Errorf("shared library: err = %v, want ErrNotExecutable naming a shared library", err)
+	}
+	dyn := build("dynamicpie", "-pie", "-fPIE")
+	if err := Verify([]Component{dyn}, opt); !errors.Is(err, ErrNotStatic) {
+		t.Errorf("dynamic PIE: err = %v, want ErrNotStatic", err)
 	}
 }

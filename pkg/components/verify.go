@@ -54,11 +54,15 @@ func verifyOne(c Component, p string) error {
 	if info.Machine != elf.EM_X86_64 {
 		problems = append(problems, fmt.Errorf("%w (machine %s)", ErrWrongMachine, info.Machine))
 	}
-	// Static PIE (Rust's musl target) is ET_DYN without an interpreter.
-	if info.Type != elf.ET_EXEC && info.Type != elf.ET_DYN {
+	// A static PIE (Rust's musl target, glibc's crt-static) is ET_DYN
+	// without an interpreter, like a shared library: its PIE flag tells.
+	switch {
+	case info.Type == elf.ET_DYN && !info.PIE && info.Interp == "":
+		problems = append(problems, fmt.Errorf("%w (a shared library: ET_DYN without the PIE flag)", ErrNotExecutable))
+	case info.Type != elf.ET_EXEC && info.Type != elf.ET_DYN:
 		problems = append(problems, fmt.Errorf("%w (type %s)", ErrNotExecutable, info.Type))
 	}
-	if !info.Static() && !c.Dynamic {
+	if (!info.Static() || len(info.Needed) > 0) && !c.Dynamic {
 		problems = append(problems, fmt.Errorf("%w (interpreter %s, needs %s); mark the line dynamic if intended",
 			ErrNotStatic, info.Interp, strings.Join(info.Needed, " ")))
 	}

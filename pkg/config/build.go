@@ -48,6 +48,10 @@ type Build struct {
 	FirmwareFlistSource string `key:"FIRMWARE_FLIST_SOURCE" default:"alpine" check:"enum:alpine|local" doc:"what the firmware flist packs: alpine = every linux-firmware* package of the mirror, FIRMWARE_DIR's files on top; local = FIRMWARE_DIR alone, or the image's /lib/firmware when FIRMWARE_DIR is empty (before 2025-09)"`
 	EnableRFS           bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
 	RFSJobs             int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
+	// LocalStoreRoute keeps flists packed without rfs.conf independent of
+	// the work tree's path (the store's own route would be dir://<its
+	// absolute path>), so the same inputs give the same flists anywhere.
+	LocalStoreRoute string `key:"LOCAL_STORE_ROUTE" default:"http://10.0.2.100/" check:"route" doc:"without rfs.conf: the route written into the flists, where nodes read the blobs of DIST_DIR/flists/store (the default is where runit.sh --store serves that store to a VM); empty writes the store's own dir://<absolute path>"`
 
 	Jobs            int    `key:"JOBS" check:"min:0" doc:"parallel jobs for make and component builds; empty or 0 uses the number of CPUs"`
 	SourceDateEpoch *int64 `key:"SOURCE_DATE_EPOCH" check:"min:0" doc:"fixed timestamp (seconds) for reproducible archives"`
@@ -248,6 +252,8 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		if !web && (err != nil || u.Scheme != "file") {
 			return "", fmt.Errorf("want an http, https or file URL, got %q", raw)
 		}
+	case "route":
+		return raw, checkRoute(raw)
 	case "workdir":
 		return checkWorkDir(raw, root)
 	case "path":
@@ -264,6 +270,31 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		return p, nil
 	}
 	return raw, nil
+}
+
+// checkRoute accepts the store URLs an flist route may hold: dir:// with
+// an absolute path, http(s):// with a host, s3:// or s3s:// with host:port.
+func checkRoute(raw string) error {
+	u, err := url.Parse(raw)
+	if err == nil {
+		switch u.Scheme {
+		case "dir":
+			if u.Host == "" && strings.HasPrefix(u.Path, "/") {
+				return nil
+			}
+			return fmt.Errorf("want dir:///absolute/path (three slashes), got %q", raw)
+		case "http", "https":
+			if u.Host != "" {
+				return nil
+			}
+		case "s3", "s3s":
+			if u.Port() != "" {
+				return nil
+			}
+			return fmt.Errorf("an s3 route needs a port, got %q", raw)
+		}
+	}
+	return fmt.Errorf("want a store URL (dir:///path, http://host/, https://host/path, s3://host:port/bucket), got %q", raw)
 }
 
 // checkWorkDir resolves a work directory against the project root (never the

@@ -130,6 +130,20 @@ func (c *Config) Path(name string) string {
 	return filepath.Join(c.Root, "config", name)
 }
 
+// ProfileDir returns the profile's folder name (config/profiles/<profile>/
+// <name>) when the profile has one, else "": a folder the profile adds to
+// the shipped one, such as its zinit units.
+func (c *Config) ProfileDir(name string) string {
+	if c.Profile == "" {
+		return ""
+	}
+	p := filepath.Join(c.profileDir(), name)
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		return ""
+	}
+	return p
+}
+
 func (c *Config) profileDir() string {
 	return filepath.Join(c.Root, "config", "profiles", c.Profile)
 }

@@ -159,6 +159,9 @@ func TestBuildConfErrors(t *testing.T) {
 		{"work dir is root", "DIST_DIR=/\n", nil, []string{"config/build.conf:1: DIST_DIR:", "would contain the project itself"}},
 		{"work dir inside sources", "KERNEL_DIR=config/kernel\n", nil, []string{"config/build.conf:1: KERNEL_DIR:", "inside the source folder config/"}},
 		{"missing tarball", "KERNEL_SOURCE_TARBALL=/nonexistent/linux.tar.xz\n", nil, []string{"config/build.conf:1: KERNEL_SOURCE_TARBALL: /nonexistent/linux.tar.xz: no such file or directory"}},
+		{"relative dir route", "LOCAL_STORE_ROUTE=dir://dist/store\n", nil, []string{"config/build.conf:1: LOCAL_STORE_ROUTE: want dir:///absolute/path"}},
+		{"route without port", "LOCAL_STORE_ROUTE=s3://h/b\n", nil, []string{"LOCAL_STORE_ROUTE: an s3 route needs a port"}},
+		{"not a route", "LOCAL_STORE_ROUTE=ftp://h/\n", nil, []string{"LOCAL_STORE_ROUTE: want a store URL"}},
 		{"half a pin", "ALPINE_MINIROOTFS_VERSION=3.22.1\n", nil, []string{"config/build.conf:1: ALPINE_MINIROOTFS_VERSION and ALPINE_MINIROOTFS_SHA256 pin a release together"}},
 	}
 	for _, tt := range tests {
@@ -199,6 +202,7 @@ func TestProfileOverlay(t *testing.T) {
 		"profiles/offline/packages.list": "",
 		"packages.list":                  "busybox\n",
 		"profiles/empty/.keep":           "",
+		"profiles/offline/zinit/x.yaml":  "exec: /bin/true\n",
 	})
 	c, err := Load(Options{Root: root, Profile: "offline", Environ: []string{}})
 	if err != nil {
@@ -215,6 +219,12 @@ func TestProfileOverlay(t *testing.T) {
 	}
 	if o := c.Origin("JOBS"); o.File != "config/profiles/offline/build.conf" || o.Line != 1 {
 		t.Errorf("origin = %v", o)
+	}
+	if d := c.ProfileDir("zinit"); d != filepath.Join(root, "config/profiles/offline/zinit") {
+		t.Errorf("ProfileDir(zinit) = %q", d)
+	}
+	if d := c.ProfileDir("firmware"); d != "" {
+		t.Errorf("ProfileDir of a folder the profile lacks = %q", d)
 	}
 	if _, err := Load(Options{Root: root, Profile: "missing", Environ: []string{}}); err == nil || !strings.Contains(err.Error(), "config/profiles/missing is not a directory") {
 		t.Errorf("missing profile: %v", err)

@@ -145,6 +145,9 @@ func TestBootDebianKernel(t *testing.T) {
 		`fakezinit: 2 units in /etc/zinit`,
 		`fakezinit: unit hello exec="echo hello" after=\[\] oneshot=true`,
 		`fakezinit: unit network exec="udhcpc -f" after=\[hello\] oneshot=false`,
+		`init: moving / from the initramfs rootfs to a tmpfs`,
+		`init: / is a tmpfs of \d+ KiB \(zos.rootsize=50%\) holding \d+ KiB; MemAvailable: \d+ KiB before the move, \d+ KiB during it, \d+ KiB after`,
+		`fakezinit: mount / tmpfs`, // containers can pivot_root out of it
 		`fakezinit: mount /proc proc`,
 		`fakezinit: mount /sys sysfs`,
 		`fakezinit: mount /dev devtmpfs`,
@@ -160,7 +163,7 @@ func TestBootDebianKernel(t *testing.T) {
 		`fakezinit: /dev/console 5:1`,
 	} {
 		if !regexp.MustCompile(want).MatchString(console) {
-			t.Errorf("console lacks %s", want)
+			t.Errorf("console lacks %s\n%s", want, console)
 		}
 	}
 	if strings.Contains(console, "Kernel panic") {
@@ -170,6 +173,21 @@ func TestBootDebianKernel(t *testing.T) {
 	// "/init: line N: ...": /init must handle its own failures.
 	if m := regexp.MustCompile(`/init: line \d+: .*`).FindString(console); m != "" {
 		t.Errorf("/init hit a shell error: %s", m)
+	}
+}
+
+// TestBootRootfsWhenTmpfsTooSmall: when the tree does not fit the tmpfs
+// zos.rootsize= allows, /init says so and boots from the rootfs.
+func TestBootRootfsWhenTmpfsTooSmall(t *testing.T) {
+	testutil.Slow(t)
+	kernel, kver := debianKernel(t)
+	root := bootRoot(t, kver, true)
+	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
+	testutil.Must(t, initramfs.Pack(context.Background(), root, initrd, initramfs.Options{}))
+	code, console := boot(t, kernel, initrd, "--append", "zos.rootsize=1M", "--expect", marker)
+	want := regexp.MustCompile(`init: the image \(\d+ KiB\) does not fit a tmpfs of size 1M \(\d+ KiB\): staying on the initramfs rootfs`)
+	if code != 0 || !want.MatchString(console) || !strings.Contains(console, "fakezinit: mount / rootfs") {
+		t.Fatalf("runit.sh exited %d; want 0, the message and / still the rootfs\n%s", code, console)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
@@ -22,9 +23,15 @@ const ConfigDir = "/etc/zinit"
 // leaves either the old or the new set (or none, which a rerun repairs).
 // The returned Set carries the warnings for the caller to log.
 func Install(ctx context.Context, srcDir, rootDir string) (*Set, error) {
-	set, err := loadNonEmpty(srcDir)
+	return InstallDirs(ctx, rootDir, srcDir)
+}
+
+// InstallDirs is Install of the units of several directories laid over
+// each other (see LoadDirs): a profile's zinit/ over the shipped one.
+func InstallDirs(ctx context.Context, rootDir string, srcDirs ...string) (*Set, error) {
+	set, err := loadNonEmpty(srcDirs...)
 	if err != nil {
-		return set, fmt.Errorf("validate zinit units in %s: %w", srcDir, err)
+		return set, fmt.Errorf("validate zinit units in %s: %w", strings.Join(srcDirs, " + "), err)
 	}
 	etc := filepath.Join(rootDir, "etc")
 	final := filepath.Join(etc, "zinit")
@@ -58,8 +65,7 @@ func (s *Set) writeTo(ctx context.Context, dir string) error {
 		}
 	}
 	for _, name := range s.Scripts {
-		src := filepath.Join(s.Dir, "init", name)
-		if err := copyFile(src, filepath.Join(dir, "init", name), 0o755); err != nil {
+		if err := copyFile(s.ScriptFile(name), filepath.Join(dir, "init", name), 0o755); err != nil {
 			return err
 		}
 	}
@@ -97,10 +103,10 @@ func ValidateRoot(rootDir string) (*Set, error) {
 
 // loadNonEmpty is LoadDir for a directory that must hold at least one unit:
 // zinit with no unit boots into a machine that does nothing.
-func loadNonEmpty(dir string) (*Set, error) {
-	set, err := LoadDir(dir)
+func loadNonEmpty(dirs ...string) (*Set, error) {
+	set, err := LoadDirs(dirs...)
 	if err == nil && len(set.Units) == 0 {
-		err = &Problem{File: dir, Msg: "no unit (*.yaml) found", Err: ErrInvalid}
+		err = &Problem{File: set.where(), Msg: "no unit (*.yaml) found", Err: ErrInvalid}
 	}
 	return set, err
 }

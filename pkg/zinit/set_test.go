@@ -234,6 +234,43 @@ func TestInstallReplacesPreviousUnits(t *testing.T) {
 	}
 }
 
+// A profile's units lie over the shipped ones: new units and scripts are
+// added, same-named ones replaced, and the whole is checked as one set.
+func TestInstallDirsOverlay(t *testing.T) {
+	ctx := context.Background()
+	shipped, profile, root := t.TempDir(), t.TempDir(), t.TempDir()
+	testutil.WriteTree(t, shipped, map[string]string{
+		"a.yaml": "exec: /bin/sh /etc/zinit/init/a.sh\n", "b.yaml": okUnit,
+		"init/a.sh": "echo shipped\n", "init/lib.sh": "echo lib\n",
+	})
+	testutil.WriteTree(t, profile, map[string]string{
+		"b.yaml":    "exec: /bin/false\n",
+		"c.yaml":    "exec: /bin/sh /etc/zinit/init/c.sh\nafter:\n  - a\n",
+		"init/a.sh": "echo profile\n", "init/c.sh": "echo c\n",
+	})
+	set, err := InstallDirs(ctx, root, shipped, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := set.Names(); !slices.Equal(names, []string{"a", "b", "c"}) {
+		t.Errorf("units = %v", names)
+	}
+	for rel, want := range map[string]string{
+		"etc/zinit/b.yaml": "exec: /bin/false\n", "etc/zinit/c.yaml": "exec: /bin/sh /etc/zinit/init/c.sh\nafter:\n  - a\n",
+		"etc/zinit/init/a.sh": "echo profile\n", "etc/zinit/init/lib.sh": "echo lib\n", "etc/zinit/init/c.sh": "echo c\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(root, rel)); err != nil || string(b) != want {
+			t.Errorf("%s = %q %v, want %q", rel, b, err, want)
+		}
+	}
+	// A profile unit must fit the shipped set: its `after` names are checked
+	// against all of it.
+	testutil.WriteTree(t, profile, map[string]string{"d.yaml": "exec: /bin/true\nafter:\n  - nope\n"})
+	if _, err := InstallDirs(ctx, root, shipped, profile); !errors.Is(err, ErrUnknownDependency) || !strings.Contains(err.Error(), shipped+" + "+profile) {
+		t.Errorf("unknown dependency in the profile: %v", err)
+	}
+}
+
 func TestInstallRefusesInvalidUnitsAndKeepsOld(t *testing.T) {
 	ctx := context.Background()
 	src, root := t.TempDir(), t.TempDir()
