@@ -24,8 +24,17 @@ Options:
                          (e.g. 10G). The sparse raw image \$RUNIT_DISK_DIR/disk-N.img
                          (default dist/vm) is created when missing and kept
                          between runs. Repeat for more disks.
-  --net user|none        user: QEMU user-mode NIC (virtio-net, NAT, no root
-                         needed); none: no NIC (default user)
+  --net user|restricted|none
+                         user: QEMU user-mode NIC (virtio-net, NAT, no root
+                         needed); restricted: the same NIC with no route out
+                         of the host (DHCP and --store only); none: no NIC
+                         (default user)
+  --store DIR            serve the dir:// flist store DIR (e.g.
+                         dist/flists/store) read-only to the guest at
+                         http://10.0.2.100/, the route flists packed without
+                         rfs.conf carry (LOCAL_STORE_ROUTE). Each guest
+                         connection runs the host's busybox httpd on DIR;
+                         nothing listens on the host. QEMU only.
   --append ARGS          extra kernel command line, after
                          "console=ttyS0,115200 panic=-1"
   --timeout SECONDS      stop the VM and fail after SECONDS (default: none;
@@ -54,6 +63,7 @@ SIGTERM, and (with util-linux setpriv) even when the script is SIGKILLed.
 
 Environment:
   RUNIT_DISK_DIR             where --disk images live (default dist/vm)
+  RUNIT_STORE_ADDR           guest address:port of --store (default 10.0.2.100:80)
   RUNIT_KVM_PROBE_TIMEOUT    seconds the KVM probe waits (default 8)
 EOF
 }
@@ -71,6 +81,7 @@ memory=2G
 cpus=2
 disks=()
 net=user
+store=
 append=
 timeout=
 expect=
@@ -105,6 +116,7 @@ while (($#)); do
 	--cpus) cpus=$val ;;
 	--disk) disks+=("$val") ;;
 	--net) net=$val ;;
+	--store) store=$val ;;
 	--append) append=$val ;;
 	--timeout) timeout=$val ;;
 	--expect) expect=$val ;;
@@ -121,7 +133,18 @@ ch | cloud-hypervisor) hypervisor=ch ;;
 esac
 [[ $memory =~ ^[0-9]+[KMGT]?$ ]] || die 2 "--memory $memory: want a size like 512M or 2G"
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die 2 "--cpus $cpus: want a positive number"
-[[ $net == user || $net == none ]] || die 2 "--net $net: want user or none"
+[[ $net == user || $net == restricted || $net == none ]] || die 2 "--net $net: want user, restricted or none"
+store_addr=${RUNIT_STORE_ADDR:-10.0.2.100:80}
+if [[ -n $store ]]; then
+	[[ $net != none ]] || die 2 "--store needs a NIC: --net user or restricted"
+	[[ $hypervisor == qemu ]] || die 2 "--store needs QEMU's user networking"
+	[[ -d $store ]] || die 3 "--store $store: not a directory"
+	store=$(cd "$store" && pwd)
+	# The path goes into a QEMU option (',' separates) and a command line.
+	[[ $store != *[,\'\"]* ]] || die 2 "--store $store: the path must not contain , ' or \""
+	[[ $store_addr =~ ^[0-9.]+:[0-9]+$ ]] || die 2 "RUNIT_STORE_ADDR $store_addr: want IP:PORT"
+	command -v busybox >/dev/null || die 3 "busybox not found (--store serves with busybox httpd): apt-get install busybox-static"
+fi
 [[ $accel == auto || $accel == kvm || $accel == tcg ]] || die 2 "--accel $accel: want auto, kvm or tcg"
 if [[ -z $timeout && -n $expect ]]; then
 	timeout=600
@@ -243,9 +266,15 @@ if [[ $hypervisor == qemu ]]; then
 		-device virtio-rng-pci
 		-kernel "$kernel" -append "$cmdline")
 	[[ -z $initrd ]] || args+=(-initrd "$initrd")
-	if [[ $net == user ]]; then
-		# shellcheck disable=SC2054
-		args+=(-nic user,model=virtio-net-pci)
+	if [[ $net != none ]]; then
+		nic=user,model=virtio-net-pci
+		[[ $net != restricted ]] || nic+=,restrict=on
+		if [[ -n $store ]]; then
+			# One busybox httpd in inetd mode per guest connection, on the
+			# connection's socket: nothing listens on the host.
+			nic+=",guestfwd=tcp:$store_addr-cmd:$(command -v busybox) httpd -i -c /dev/null -h '$store'"
+		fi
+		args+=(-nic "$nic")
 	fi
 	i=0
 	for d in "${disks[@]}"; do
@@ -254,7 +283,7 @@ if [[ $hypervisor == qemu ]]; then
 			-device "virtio-blk-pci,drive=disk$i,serial=zos-${d%%:*}")
 		i=$((i + 1))
 	done
-	note "qemu ($accel), kernel $kernel${initrd:+, initrd $initrd}, $memory, $cpus cpus, log $log"
+	note "qemu ($accel), kernel $kernel${initrd:+, initrd $initrd}, $memory, $cpus cpus${store:+, store $store at http://$store_addr/}, log $log"
 	spawn qemu-system-x86_64 "${args[@]}"
 else
 	command -v cloud-hypervisor >/dev/null ||
@@ -268,7 +297,7 @@ else
 	args=(--kernel "$kernel" --cmdline "$cmdline" --cpus "boot=$cpus" --memory "size=$memory"
 		--serial tty --console off --rng)
 	[[ -z $initrd ]] || args+=(--initramfs "$initrd")
-	[[ $net == none ]] || note "--net user is QEMU-only; cloud-hypervisor runs without a NIC (it needs a tap device)"
+	[[ $net == none ]] || note "--net $net is QEMU-only; cloud-hypervisor runs without a NIC (it needs a tap device)"
 	for d in "${disks[@]}"; do
 		args+=(--disk "path=$(make_disk "$d")")
 	done

@@ -5,13 +5,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/threefoldtech/zosbuilder/pkg/flist/flistbench"
-	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
+	"github.com/threefoldtech/zosbuilder/internal/bench"
 )
 
 // Bench holds benchmarks whose tables go into the README.
@@ -27,16 +28,24 @@ func (Bench) Initramfs(ctx context.Context) error {
 		}
 		tree = trees[0]
 	}
-	return initramfs.Bench(ctx, tree, os.Stdout)
+	return bench.Initramfs(ctx, tree, os.Stdout)
 }
 
-// Rfs measures flist pack throughput of a ~1 GiB tree to a dir store and to versitygw, next to the codec's single-core speed.
+// Rfs measures flist packs of a ~1 GiB tree (BENCH_RFS_TREE: an existing tree instead, e.g. the firmware set; BENCH_RFS_MB: the generated size) to dir stores on disk and tmpfs and to versitygw, against the codec's ceiling; prints the goals' ratios.
 func (Bench) Rfs(ctx context.Context) error {
 	e, err := load()
 	if err != nil {
 		return err
 	}
-	rep, err := flistbench.Run(ctx, flistbench.Options{TmpfsDir: "/dev/shm", Log: e.log})
+	opt := bench.RfsOptions{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
+	if v := os.Getenv("BENCH_RFS_MB"); v != "" {
+		mb, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || mb <= 0 {
+			return fmt.Errorf("BENCH_RFS_MB=%q: want a size in MiB", v)
+		}
+		opt.TreeBytes = mb << 20
+	}
+	rep, err := bench.Rfs(ctx, opt)
 	if err != nil {
 		return err
 	}

@@ -3,234 +3,24 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/magefile/mage/mg"
-	"github.com/sirupsen/logrus"
 
-	"github.com/threefoldtech/zosbuilder/pkg/cache"
-	"github.com/threefoldtech/zosbuilder/pkg/config"
-	"github.com/threefoldtech/zosbuilder/pkg/download"
-	"github.com/threefoldtech/zosbuilder/pkg/progress"
-	"github.com/threefoldtech/zosbuilder/pkg/stage"
+	"github.com/threefoldtech/zosbuilder/internal/pipeline"
 )
-
-// env is what every target needs: the project root, the loaded config, the
-// stage engine and the logger. It is loaded once per mage process.
-type env struct {
-	root   string
-	cfg    *config.Config
-	engine *stage.Engine
-	log    *logrus.Logger
-
-	fetchOnce sync.Once
-	fetch     *download.Fetcher
-
-	kverOnce sync.Once
-	kver     string
-	kverErr  error
-
-	// artifacts is the shared artifact cache (config/cache.conf); nil is off.
-	artifacts *cache.Cache
-
-	localStoreOnce sync.Once // says once that flists go to a local store
-}
 
 var loaded struct {
 	once sync.Once
-	env  *env
+	env  *pipeline.Env
 	err  error
 }
 
-// load returns the process's env, reading the config on first use. A config
-// error fails every target before anything is written.
-func load() (*env, error) {
-	loaded.once.Do(func() { loaded.env, loaded.err = newEnv() })
+// load returns the process's pipeline env, reading the config on first use.
+// A config error fails every target before anything is written.
+func load() (*pipeline.Env, error) {
+	loaded.once.Do(func() {
+		loaded.env, loaded.err = pipeline.Load(pipeline.Options{Verbose: mg.Verbose() || mg.Debug()})
+	})
 	return loaded.env, loaded.err
-}
-
-func newEnv() (*env, error) {
-	log := newLogger()
-	root, err := projectRoot()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := config.Load(config.Options{Root: root, Profile: os.Getenv("PROFILE")})
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	if secrets := secretsOf(cfg); len(secrets) > 0 {
-		log.Formatter = &redactingFormatter{inner: log.Formatter, secrets: secrets}
-	}
-	engine, err := stage.Open(stage.Options{
-		Dir:   cfg.StateDir,
-		Root:  root,
-		Force: truthy(os.Getenv("FORCE")),
-		Log:   log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	e := &env{root: root, cfg: cfg, engine: engine, log: log}
-	if e.artifacts, err = openArtifacts(cfg, log); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-func truthy(s string) bool {
-	switch strings.ToLower(s) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
-}
-
-// projectRoot is the nearest folder, from the working directory up, that
-// holds magefiles/ and config/: mage may be started from any subfolder.
-func projectRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if isDir(filepath.Join(d, "magefiles")) && isDir(filepath.Join(d, "config")) {
-			return d, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no zosbuilder project (a folder with magefiles/ and config/) at or above %s", dir)
-		}
-	}
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
-}
-
-func newLogger() *logrus.Logger {
-	log := logrus.New()
-	log.Out = os.Stderr
-	log.Formatter = lineFormatter{}
-	if mg.Verbose() || mg.Debug() {
-		log.Level = logrus.DebugLevel
-	}
-	return log
-}
-
-// lineFormatter prints "15:04:05 INFO  message key=value": one short line a
-// message, readable in a terminal and in CI logs alike. The stage field is
-// left out: stage messages already start with the stage name.
-type lineFormatter struct{}
-
-func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-5s %s", e.Time.Format("15:04:05"), strings.ToUpper(e.Level.String()), e.Message)
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		if k != "stage" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
-	}
-	b.WriteByte('\n')
-	return []byte(b.String()), nil
-}
-
-// redactingFormatter replaces known secret values (rfs.conf keys) in every
-// log line: the packages never log them, and this makes sure of it.
-type redactingFormatter struct {
-	inner   logrus.Formatter
-	secrets []string
-}
-
-func (f *redactingFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	b, err := f.inner.Format(e)
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	for _, secret := range f.secrets {
-		s = strings.ReplaceAll(s, secret, "***")
-	}
-	return []byte(s), nil
-}
-
-func secretsOf(cfg *config.Config) []string {
-	var all, out []string
-	if r := cfg.RFS; r != nil {
-		all = append(all, r.S3SecretKey, r.ReadSecretKey)
-	}
-	if c := cfg.Cache; c != nil {
-		all = append(all, c.Secrets()...)
-	}
-	for _, s := range all {
-		if len(s) >= 4 { // a one-letter "secret" would blank out half the log
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// redact removes the rfs.conf and cache.conf secrets from an error before
-// mage prints it.
-func redact(err error) error {
-	if err == nil || loaded.env == nil {
-		return err
-	}
-	msg := err.Error()
-	clean := msg
-	for _, s := range secretsOf(loaded.env.cfg) {
-		clean = strings.ReplaceAll(clean, s, "***")
-	}
-	if clean == msg {
-		return err
-	}
-	return errors.New(clean)
-}
-
-// values returns the named build.conf keys with their effective values, for a
-// stage's fingerprint.
-func (e *env) values(keys ...string) map[string]string {
-	m := make(map[string]string, len(keys))
-	for _, k := range keys {
-		v, ok := e.cfg.Value(k)
-		if !ok {
-			panic("unknown build.conf key in a stage definition: " + k)
-		}
-		m[k] = v
-	}
-	return m
-}
-
-// configFile is the path of a config file (the profile's copy when present).
-func (e *env) configFile(name string) string { return e.cfg.Path(name) }
-
-// resolve makes a path from a config file absolute against the project root.
-func (e *env) resolve(p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(e.root, p)
-}
-
-// fetcher is the one download layer: cache in CACHE_DIR, sha256-verified,
-// retried, with progress on a terminal.
-func (e *env) fetcher() *download.Fetcher {
-	e.fetchOnce.Do(func() {
-		e.fetch = download.New(download.Options{CacheDir: e.cfg.CacheDir, Log: e.log, Progress: &progress.Options{}})
-	})
-	return e.fetch
 }

@@ -4,21 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
+	"os"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/threefoldtech/zosbuilder/pkg/config"
-	"github.com/threefoldtech/zosbuilder/pkg/firmware"
-	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
 // Firmware holds the firmware targets.
 type Firmware mg.Namespace
-
-// Firmware installs config/firmware.conf entries: files from firmware/<entry>/, else Alpine's linux-firmware-<entry> (stage alpine_firmware).
-func (Alpine) Firmware(ctx context.Context) error { return runStage(ctx, "alpine_firmware") }
 
 // Report lists, for every module in the image, its firmware files and whether each is in the image, in the firmware flist, or missing.
 func (Firmware) Report(ctx context.Context) error {
@@ -26,56 +18,5 @@ func (Firmware) Report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	full, err := e.fullVersion(ctx)
-	if err != nil {
-		return err
-	}
-	src, err := e.firmwareFlistSource()
-	if err != nil {
-		return err
-	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
-	if err != nil {
-		return err
-	}
-	fmt.Print(rep.String())
-	fmt.Printf("%d in the image, %d in the firmware flist, %d missing\n",
-		rep.Count(firmware.InImage), rep.Count(firmware.InFlist), rep.Count(firmware.Missing))
-	return nil
-}
-
-// firmwareFlistSource is what the firmware flist packs: the repository's
-// FIRMWARE_DIR when it holds firmware, else the image's /lib/firmware.
-func (e *env) firmwareFlistSource() (string, error) {
-	has, err := firmware.HasFiles(e.cfg.FirmwareDir)
-	if err != nil || has {
-		return e.cfg.FirmwareDir, err
-	}
-	return filepath.Join(e.cfg.InstallDir, "lib", "firmware"), nil
-}
-
-// lazyApk finds apk only when a firmware entry needs an Alpine package, so a
-// build whose firmware all comes from FIRMWARE_DIR needs no apk at all.
-type lazyApk struct{ e *env }
-
-func (l lazyApk) Install(ctx context.Context, packages []string) error {
-	r, err := l.e.apkRunner(ctx)
-	if err != nil {
-		return err
-	}
-	return r.Install(ctx, packages)
-}
-
-func alpineFirmware(e *env) stage.Stage {
-	return stage.Stage{
-		Config: e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
-		Inputs: []string{e.configFile(config.FirmwareFile), e.cfg.FirmwareDir},
-		Run: func(ctx context.Context) error {
-			_, err := firmware.Select(ctx, firmware.Options{
-				Entries: e.cfg.FirmwareNames(), FirmwareDir: e.cfg.FirmwareDir,
-				RootDir: e.cfg.InstallDir, Installer: lazyApk{e}, Log: e.log,
-			})
-			return err
-		},
-	}
+	return e.FirmwareReport(ctx, os.Stdout)
 }

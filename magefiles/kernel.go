@@ -5,16 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/threefoldtech/zosbuilder/pkg/config"
-	"github.com/threefoldtech/zosbuilder/pkg/kernel"
-	"github.com/threefoldtech/zosbuilder/pkg/rootfs"
-	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
 // Kernel holds the kernel targets.
@@ -32,158 +24,10 @@ func (Kernel) FullVersion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	full, err := e.fullVersion(ctx)
+	full, err := e.FullVersion(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Println(full)
 	return nil
-}
-
-// kernelVersion is KERNEL_VERSION, or, when it is empty and
-// KERNEL_SOURCE_TARBALL is set, the version that tarball declares.
-func (e *env) kernelVersion(ctx context.Context) (string, error) {
-	e.kverOnce.Do(func() {
-		e.kver = e.cfg.KernelVersion
-		if e.kver == "" && e.cfg.KernelSourceTarball != "" {
-			e.kver, e.kverErr = kernel.TarballVersion(ctx, e.cfg.KernelSourceTarball)
-		} else if e.kver == "" {
-			e.kverErr = fmt.Errorf("%s: KERNEL_VERSION is empty; it may only be left out with KERNEL_SOURCE_TARBALL", e.cfg.Origin("KERNEL_VERSION"))
-		}
-	})
-	return e.kver, e.kverErr
-}
-
-// fullVersion is the one place FULL_VERSION is computed.
-func (e *env) fullVersion(ctx context.Context) (string, error) {
-	v, err := e.kernelVersion(ctx)
-	if err != nil {
-		return "", err
-	}
-	return kernel.FullVersion(v, e.configFile(config.KernelConfigFile))
-}
-
-func (e *env) kernelOptions(full string) kernel.Options {
-	var epoch int64
-	if e.cfg.SourceDateEpoch != nil {
-		epoch = *e.cfg.SourceDateEpoch
-	}
-	return kernel.Options{
-		Dir: e.cfg.KernelDir, FullVersion: full, ConfigPath: e.configFile(config.KernelConfigFile),
-		Jobs: e.cfg.Jobs, SourceDateEpoch: epoch, Log: e.log,
-	}
-}
-
-// kernelStage is what kernel_modules and kernel_build run with: the
-// source, the build options, and the artifact and compile caches.
-func (e *env) kernelStage(ctx context.Context, full string) (kernel.StageOptions, error) {
-	version, err := e.kernelVersion(ctx)
-	if err != nil {
-		return kernel.StageOptions{}, err
-	}
-	cc, err := e.compileCache(ctx)
-	if err != nil {
-		return kernel.StageOptions{}, err
-	}
-	return kernel.StageOptions{
-		Source: kernel.SourceOptions{
-			Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
-			Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(), Log: e.log,
-		},
-		Build: e.kernelOptions(full), Artifacts: e.artifacts, CompileCache: cc,
-	}, nil
-}
-
-// modulesRoot holds lib/modules/<FULL_VERSION>: KERNEL_MODULES_DIR, or
-// what kernel_modules installed. It is the one source of modules for the
-// image and the modules flist.
-func (e *env) modulesRoot(full string) (string, error) {
-	if e.cfg.KernelModulesDir != "" {
-		return kernel.PrebuiltModules(e.cfg.KernelModulesDir, full)
-	}
-	return kernel.Layout{Dir: e.cfg.KernelDir}.ModulesRoot(), nil
-}
-
-func (e *env) warnDropped(dropped []kernel.Dropped) {
-	if len(dropped) == 0 {
-		return
-	}
-	var names []string
-	for _, d := range dropped {
-		names = append(names, d.String())
-	}
-	e.log.Warnf("make olddefconfig dropped %d options of %s: %s", len(dropped), e.configFile(config.KernelConfigFile), strings.Join(names, ", "))
-}
-
-func kernelModules(e *env) stage.Stage {
-	inputs := []string{e.configFile(config.KernelConfigFile)}
-	outputs := []string{kernel.Layout{Dir: e.cfg.KernelDir}.ModulesRoot()}
-	if e.cfg.KernelSourceTarball != "" {
-		inputs = append(inputs, e.cfg.KernelSourceTarball)
-	}
-	if e.cfg.KernelModulesDir != "" {
-		inputs, outputs = append(inputs, e.cfg.KernelModulesDir), nil
-	}
-	return stage.Stage{
-		Config:  e.values("KERNEL_VERSION", "KERNEL_SOURCE_URL", "KERNEL_SHA256", "KERNEL_SOURCE_TARBALL", "KERNEL_MODULES_DIR", "SOURCE_DATE_EPOCH"),
-		Inputs:  inputs,
-		Outputs: outputs,
-		Run: func(ctx context.Context) error {
-			full, err := e.fullVersion(ctx)
-			if err != nil {
-				return err
-			}
-			if e.cfg.KernelModulesDir != "" {
-				root, err := kernel.PrebuiltModules(e.cfg.KernelModulesDir, full)
-				if err != nil {
-					return err
-				}
-				e.log.Infof("using the prebuilt modules in %s (KERNEL_MODULES_DIR)", root)
-				return nil
-			}
-			opt, err := e.kernelStage(ctx, full)
-			if err != nil {
-				return err
-			}
-			dropped, err := kernel.Modules(ctx, opt)
-			if err != nil {
-				return err
-			}
-			e.warnDropped(dropped)
-			return nil
-		},
-	}
-}
-
-func kernelBuild(e *env) stage.Stage {
-	initramfs := filepath.Join(e.cfg.DistDir, "initramfs.cpio.xz")
-	output := filepath.Join(e.cfg.DistDir, "vmlinuz.efi")
-	return stage.Stage{
-		Config:  e.values("SOURCE_DATE_EPOCH"),
-		Inputs:  []string{e.configFile(config.KernelConfigFile), initramfs},
-		Outputs: []string{output},
-		Run: func(ctx context.Context) error {
-			full, err := e.fullVersion(ctx)
-			if err != nil {
-				return err
-			}
-			id, err := os.ReadFile(filepath.Join(e.cfg.InstallDir, rootfs.BuildIDFile))
-			if err != nil {
-				return fmt.Errorf("read the build id the kernel must embed: %w", err)
-			}
-			opt, err := e.kernelStage(ctx, full)
-			if err != nil {
-				return err
-			}
-			dropped, err := kernel.Image(ctx, opt, kernel.ImageOptions{
-				Initramfs: initramfs, BuildID: strings.TrimSpace(string(id)), Output: output,
-			})
-			if err != nil {
-				return err
-			}
-			e.warnDropped(dropped)
-			e.log.Infof("%s embeds the initramfs with build id %s", output, strings.TrimSpace(string(id)))
-			return nil
-		},
-	}
 }

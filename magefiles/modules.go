@@ -5,17 +5,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/threefoldtech/zosbuilder/internal/fsutil"
-	"github.com/threefoldtech/zosbuilder/pkg/config"
-	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/modules"
-	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
 // Modules holds the kernel-module targets.
@@ -35,95 +29,6 @@ func (Modules) Resolve(root, version, names string) error {
 	}
 	for _, l := range c.Lines() {
 		fmt.Println(l)
-	}
-	return nil
-}
-
-// modulesPlan resolves modules.conf against the modules tree and returns
-// the plan and the tree it used.
-func (e *env) modulesPlan(ctx context.Context) (modules.Plan, string, error) {
-	full, err := e.fullVersion(ctx)
-	if err != nil {
-		return modules.Plan{}, "", err
-	}
-	root, err := e.modulesRoot(full)
-	if err != nil {
-		return modules.Plan{}, "", err
-	}
-	ix, err := modules.Load(root, full, modules.Options{Log: e.log})
-	if err != nil {
-		return modules.Plan{}, "", err
-	}
-	plan, err := modules.NewPlan(ix, e.cfg.ModuleNames(1), e.cfg.ModuleNames(2))
-	if err != nil {
-		return modules.Plan{}, "", fmt.Errorf("%s: %w", e.cfg.Path(config.ModulesFile), err)
-	}
-	return plan, root, nil
-}
-
-// planFile records the resolved closures for maintainers (and as the
-// stage's output).
-func (e *env) planFile() string { return filepath.Join(e.cfg.StateDir, "modules-plan.txt") }
-
-func modulesSetup(e *env) stage.Stage {
-	return stage.Stage{
-		Inputs:  []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
-		Outputs: []string{e.planFile()},
-		Run: func(ctx context.Context) error {
-			plan, _, err := e.modulesPlan(ctx)
-			if err != nil {
-				return err
-			}
-			var b strings.Builder
-			for i, c := range []modules.Closure{plan.Stage1, plan.Stage2} {
-				fmt.Fprintf(&b, "# stage %d\n%s\n", i+1, strings.Join(c.Lines(), "\n"))
-				if bi := c.Builtin(); len(bi) > 0 {
-					e.log.Infof("stage %d: built into the kernel: %s", i+1, strings.Join(bi, ", "))
-				}
-			}
-			e.log.Infof("stage 1: %d modules, stage 2: %d modules (with dependencies)", len(plan.Stage1.Modules()), len(plan.Stage2.Modules()))
-			return fsutil.WriteFile(e.planFile(), []byte(b.String()), 0o644)
-		},
-	}
-}
-
-func modulesCopy(e *env) stage.Stage {
-	return stage.Stage{
-		Inputs: []string{e.configFile(config.ModulesFile), e.configFile(config.KernelConfigFile)},
-		Run: func(ctx context.Context) error {
-			plan, root, err := e.modulesPlan(ctx)
-			if err != nil {
-				return err
-			}
-			if err := modules.Copy(ctx, plan, modules.CopyOptions{SrcRoot: root, DstRoot: e.cfg.InstallDir, Log: e.log}); err != nil {
-				return err
-			}
-			return e.reportFirmware(plan.Version)
-		},
-	}
-}
-
-// reportFirmware warns once about firmware files the image's modules ask
-// for that neither the image nor the firmware flist has. Missing firmware
-// only matters on hardware a node may not have, so it never fails the build.
-func (e *env) reportFirmware(full string) error {
-	src, err := e.firmwareFlistSource()
-	if err != nil {
-		return err
-	}
-	rep, err := firmware.BuildReport(e.cfg.InstallDir, full, src)
-	if err != nil {
-		return err
-	}
-	if n := rep.Count(firmware.Missing); n > 0 {
-		p := filepath.Join(e.cfg.DistDir, "firmware-report.txt")
-		if err := os.MkdirAll(e.cfg.DistDir, 0o755); err != nil {
-			return err
-		}
-		if err := rep.WriteFile(p); err != nil {
-			return err
-		}
-		e.log.Warnf("%d firmware files requested by the image's modules are neither in the image nor in the firmware flist; see %s", n, p)
 	}
 	return nil
 }

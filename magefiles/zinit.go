@@ -4,13 +4,9 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
+	"os"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/threefoldtech/zosbuilder/pkg/stage"
-	"github.com/threefoldtech/zosbuilder/pkg/zinit"
 )
 
 // Zinit holds the zinit service-unit targets.
@@ -25,32 +21,5 @@ func (Zinit) Check() error {
 	if err != nil {
 		return err
 	}
-	set, err := zinit.LoadDir(filepath.Join(e.root, "zinit"))
-	if err != nil {
-		return err
-	}
-	for _, w := range set.Warnings {
-		e.log.Warn(w)
-	}
-	fmt.Printf("%d units, %d scripts: valid\n", len(set.Units), len(set.Scripts))
-	return nil
-}
-
-func zinitSetup(e *env) stage.Stage {
-	src := filepath.Join(e.root, "zinit")
-	return stage.Stage{
-		Inputs:  []string{src},
-		Outputs: []string{filepath.Join(e.cfg.InstallDir, zinit.ConfigDir)},
-		Run: func(ctx context.Context) error {
-			set, err := zinit.Install(ctx, src, e.cfg.InstallDir)
-			if err != nil {
-				return err
-			}
-			for _, w := range set.Warnings {
-				e.log.Warn(w)
-			}
-			e.log.Infof("installed %d zinit units and %d scripts", len(set.Units), len(set.Scripts))
-			return nil
-		},
-	}
+	return e.CheckZinit(os.Stdout)
 }

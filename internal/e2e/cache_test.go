@@ -77,7 +77,9 @@ func (s *cacheServers) stop() {
 // fixture mirror becomes the team's mirror.
 func newCachedClone(t *testing.T, srv *cacheServers, dir string) string {
 	t.Helper()
-	dir = cloneRepoAt(t, dir)
+	if err := copyRepo(repoRoot(t), dir); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := mage(t, dir, nil, "fixtures:offline"); err != nil {
 		t.Fatalf("fixtures:offline: %v\n%s", err, out)
 	}

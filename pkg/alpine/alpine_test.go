@@ -3,6 +3,7 @@ package alpine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +244,21 @@ func TestParseIndex(t *testing.T) {
 	for _, bad := range []string{"garbage line\n", "P:x\nC:abc\n", "P:x\nC:Q1!!!\n"} {
 		if _, err := ParseIndex(strings.NewReader(bad)); err == nil {
 			t.Errorf("ParseIndex(%q) accepted", bad)
+		}
+	}
+}
+
+// TestResolveRefusesEscapingNames is item 10 for latest-releases.yaml: a
+// file name that is "..", "." or holds a separator or NUL is refused.
+func TestResolveRefusesEscapingNames(t *testing.T) {
+	m := newMirror(t)
+	for i, name := range []string{"..", ".", "a/../b", `..\x`, "x\x00y"} {
+		v := fmt.Sprintf("3.%d", 30+i)
+		m.put(t, "/v"+v+"/releases/x86_64/latest-releases.yaml",
+			[]byte(fmt.Sprintf("- flavor: alpine-minirootfs\n  arch: x86_64\n  version: %s.0\n  file: %q\n  sha256: %s\n", v, name, strings.Repeat("a", 64))))
+		got, err := ResolveMinirootfs(context.Background(), testFetcher(t), Source{Mirror: m.URL, Version: v}, "", "")
+		if err == nil {
+			t.Errorf("file %q: resolved to %+v", name, got)
 		}
 	}
 }

@@ -8,21 +8,14 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
 // ErrSignature is wrapped by errors about a missing or invalid signature on
@@ -41,33 +34,9 @@ type Keyring map[string]*rsa.PublicKey
 // /etc/apk/keys). A directory without any key is an error: nothing could be
 // verified.
 func LoadKeys(dir string) (Keyring, error) {
-	ents, err := os.ReadDir(dir)
+	keys, err := loadKeys(os.DirFS(dir), ".", dir)
 	if err != nil {
 		return nil, fmt.Errorf("load apk keys: %w", err)
-	}
-	keys := Keyring{}
-	for _, e := range ents {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("load apk keys: %w", err)
-		}
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			continue
-		}
-		pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("load apk key %s: %w", filepath.Join(dir, e.Name()), err)
-		}
-		if rk, ok := pub.(*rsa.PublicKey); ok {
-			keys[e.Name()] = rk
-		}
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("load apk keys: no RSA public key in %s", dir)
 	}
 	return keys, nil
 }
@@ -80,33 +49,22 @@ type IndexEntry struct {
 	// Checksum is the SHA1 of the package's control segment (C:Q1<base64>),
 	// which the package's signature covers and which holds the data hash.
 	Checksum []byte
-	Size     int64    // S:
+	Size     int64    // S: the .apk's size
 	Depends  []string // D:
+	// InstalledSize is the I: field: what the package takes once
+	// installed, as abuild measured it (du of the package's files).
+	InstalledSize int64
+	// Repository is the URL of the repository that listed the entry (set
+	// by FetchIndex, empty from ParseIndex).
+	Repository string
 }
 
 // ParseIndex reads the text of an APKINDEX: blank-line separated records
-// of "X:value" lines.
+// of "X:value" lines (ReadRecords).
 func ParseIndex(r io.Reader) ([]IndexEntry, error) {
 	var out []IndexEntry
 	var cur IndexEntry
-	flush := func() {
-		if cur.Name != "" {
-			out = append(out, cur)
-		}
-		cur = IndexEntry{}
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
-		}
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || len(key) != 1 {
-			return nil, fmt.Errorf("APKINDEX line %d: want X:value, got %q", n, line)
-		}
+	err := ReadRecords(r, "APKINDEX", func(n int, key, val string) error {
 		switch key {
 		case "P":
 			cur.Name = val
@@ -116,21 +74,62 @@ func ParseIndex(r io.Reader) ([]IndexEntry, error) {
 			cur.Arch = val
 		case "S":
 			cur.Size, _ = strconv.ParseInt(val, 10, 64)
+		case "I":
+			cur.InstalledSize, _ = strconv.ParseInt(val, 10, 64)
 		case "D":
 			cur.Depends = strings.Fields(val)
 		case "C":
 			sum, err := decodeChecksum(val)
 			if err != nil {
-				return nil, fmt.Errorf("APKINDEX line %d: %w", n, err)
+				return fmt.Errorf("APKINDEX:%d: %w", n, err)
 			}
 			cur.Checksum = sum
 		}
+		return nil
+	}, func() error {
+		if cur.Name != "" {
+			out = append(out, cur)
+		}
+		cur = IndexEntry{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadRecords reads apk's database format, which APKINDEX and
+// lib/apk/db/installed share: records of "K:value" lines (K one character)
+// separated by blank lines. It calls field for every line, with its
+// number, and end after every record: at a blank line and at the end of r.
+// Their errors are returned as they are; a line of another form, or one
+// longer than 1 MiB, is an error naming name and the line.
+func ReadRecords(r io.Reader, name string, field func(n int, key, value string) error, end func() error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" {
+			if err := end(); err != nil {
+				return err
+			}
+			continue
+		}
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || len(key) != 1 {
+			return fmt.Errorf("%s:%d: want K:value, got %q", name, n, line)
+		}
+		if err := field(n, key, val); err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read APKINDEX: %w", err)
+		return fmt.Errorf("read %s after line %d: %w", name, n, err)
 	}
-	flush()
-	return out, nil
+	return end()
 }
 
 // decodeChecksum decodes "Q1<base64 SHA1>"; the older hex MD5 form is not
@@ -262,38 +261,16 @@ func ReadIndex(data []byte, keys Keyring) ([]IndexEntry, error) {
 	return ParseIndex(bytes.NewReader(idx))
 }
 
-// VerifyPackage checks a downloaded .apk against its index entry: the
-// signature over the control member (trusted key), the control member's
-// SHA1 against the index's C: field, and the data member's SHA256 against
-// the datahash the control member's .PKGINFO declares. It returns the data
-// member (a gzip-compressed tar of the package's files).
+// VerifyPackage checks a downloaded .apk held in memory against its index
+// entry (see OpenPackage) and returns its data member (a gzip-compressed tar
+// of the package's files).
 func VerifyPackage(data []byte, want IndexEntry, keys Keyring) ([]byte, error) {
-	parts, err := splitGzip(data)
+	p, err := OpenPackage(bytes.NewReader(data), int64(len(data)), want, keys)
 	if err != nil {
 		return nil, err
 	}
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("%w: want signature, control and data members, found %d members", ErrSignature, len(parts))
-	}
-	sig, control, payload := parts[0], parts[1], parts[2]
-	if _, err := keys.verify(sig, control); err != nil {
-		return nil, err
-	}
-	if got := sha1.Sum(control); !bytes.Equal(got[:], want.Checksum) {
-		return nil, fmt.Errorf("control member: %w: expected sha1 %x (APKINDEX), got %x", download.ErrChecksum, want.Checksum, got)
-	}
-	files, err := tarFiles(control)
-	if err != nil {
-		return nil, fmt.Errorf("control member: %w", err)
-	}
-	datahash := pkginfo(files[".PKGINFO"], "datahash")
-	if datahash == "" {
-		return nil, errors.New(".PKGINFO has no datahash")
-	}
-	if got := sha256.Sum256(payload); hex.EncodeToString(got[:]) != datahash {
-		return nil, fmt.Errorf("data member: %w: expected sha256 %s (.PKGINFO), got %x", download.ErrChecksum, datahash, got)
-	}
-	return payload, nil
+	_, off, _ := p.data.Outer()
+	return data[off:], nil
 }
 
 // pkginfo returns the value of key in a .PKGINFO ("key = value" lines).

@@ -1,18 +1,15 @@
 package alpine
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/threefoldtech/zosbuilder/pkg/archive"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -61,46 +58,36 @@ func BootstrapApk(ctx context.Context, opt BootstrapOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %w", err)
 	}
-	repo := opt.RepositoryURL("main") + "/" + opt.arch()
-	indexURL := repo + "/APKINDEX.tar.gz"
-	data, err := opt.Fetcher.Bytes(ctx, indexURL)
+	repo := opt.RepositoryArchURL("main")
+	entries, err := FetchIndex(ctx, opt.Fetcher, repo, keys)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %w", err)
 	}
-	entries, err := ReadIndex(data, keys)
-	if err != nil {
-		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(indexURL), err)
-	}
 	entry, ok := findEntry(entries, apkStaticPackage)
 	if !ok {
-		return "", fmt.Errorf("bootstrap apk: %s lists no %s", download.Redact(indexURL), apkStaticPackage)
-	}
-	if strings.ContainsAny(entry.Version, "/\\") {
-		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", download.Redact(indexURL), entry.Version)
+		return "", fmt.Errorf("bootstrap apk: %s lists no %s", redact.MaskURL(repo+"/APKINDEX.tar.gz"), apkStaticPackage)
 	}
 	name := apkStaticPackage + "-" + entry.Version
+	if err := download.CheckName(name); err != nil {
+		return "", fmt.Errorf("bootstrap apk: %s: invalid version %q", redact.MaskURL(repo+"/APKINDEX.tar.gz"), entry.Version)
+	}
+	pkgURL, err := entry.URL()
+	if err != nil {
+		return "", fmt.Errorf("bootstrap apk: %s: %w", redact.MaskURL(repo+"/APKINDEX.tar.gz"), err)
+	}
 	dest := filepath.Join(opt.Dir, name)
 	bin := filepath.Join(dest, apkStaticPath)
 	if st, err := os.Stat(bin); err == nil && st.Mode().IsRegular() {
 		return bin, nil
 	}
-	pkgURL := repo + "/" + name + ".apk"
 	pkgFile, err := opt.Fetcher.File(ctx, pkgURL, "")
 	if err != nil {
 		return "", fmt.Errorf("bootstrap apk: %w", err)
 	}
-	pkg, err := os.ReadFile(pkgFile)
-	if err != nil {
-		return "", fmt.Errorf("bootstrap apk: %w", err)
-	}
-	payload, err := VerifyPackage(pkg, entry, keys)
-	if err != nil {
-		// The cached file is bad; drop it so the next run fetches again.
-		_ = os.Remove(pkgFile)
-		return "", fmt.Errorf("bootstrap apk: %s: %w", download.Redact(pkgURL), err)
-	}
-	if err := unpack(ctx, payload, dest, opt.Log); err != nil {
-		return "", fmt.Errorf("bootstrap apk: %s: %w", name, err)
+	if err := UnpackPackage(ctx, pkgFile, entry, keys, dest, PackageExtractOptions{Log: opt.Log}); err != nil {
+		// The cached file may be bad; drop it so the next run fetches again.
+		_ = opt.Fetcher.Discard(pkgFile)
+		return "", fmt.Errorf("bootstrap apk: %s: %w", redact.MaskURL(pkgURL), err)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("bootstrap apk: %s has no %s", name, apkStaticPath)
@@ -115,30 +102,4 @@ func findEntry(entries []IndexEntry, name string) (IndexEntry, bool) {
 		}
 	}
 	return IndexEntry{}, false
-}
-
-// unpack extracts a package's data member into dest through a temporary
-// directory, so dest exists only complete.
-func unpack(ctx context.Context, payload []byte, dest string, log logrus.FieldLogger) error {
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+"-")
-	if err != nil {
-		return err
-	}
-	defer RemoveTree(tmp)
-	if err := archive.ExtractTar(ctx, bytes.NewReader(payload), tmp, archive.Options{Log: log}); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dest); err != nil && !errors.Is(err, os.ErrExist) {
-		// Another build bootstrapped the same version meanwhile: keep it.
-		if _, serr := os.Stat(dest); serr != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // ConfigureOptions configure Configure. The zero value of each field but
@@ -77,7 +78,7 @@ func Configure(root string, opt ConfigureOptions) error {
 		{"etc/resolv.conf", resolv.String()},
 		{"etc/hostname", hostname + "\n"},
 	} {
-		if err := writeFile(r, f.name, []byte(f.data), 0o644); err != nil {
+		if err := fsutil.WriteFileIn(r, f.name, []byte(f.data), 0o644); err != nil {
 			return fmt.Errorf("alpine configure %s: %w", root, err)
 		}
 	}
@@ -108,30 +109,4 @@ func prune(r *os.Root) error {
 		}
 	}
 	return nil
-}
-
-// writeFile writes name inside r through a temporary file and a rename, so
-// an existing symlink at name is replaced, never followed.
-func writeFile(r *os.Root, name string, data []byte, perm fs.FileMode) error {
-	if err := r.MkdirAll(path.Dir(name), 0o755); err != nil {
-		return err
-	}
-	tmp := name + ".tmp"
-	_ = r.Remove(tmp)
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return r.Rename(tmp, name)
 }

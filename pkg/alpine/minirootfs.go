@@ -17,6 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -98,14 +100,17 @@ func ResolveMinirootfs(ctx context.Context, f *download.Fetcher, src Source, ver
 	}
 	var releases []release
 	if err := yaml.Unmarshal(b, &releases); err != nil {
-		return Minirootfs{}, fmt.Errorf("parse %s: %w", download.Redact(index), err)
+		return Minirootfs{}, fmt.Errorf("parse %s: %w", redact.MaskURL(index), err)
 	}
 	for _, r := range releases {
 		if r.Flavor != "alpine-minirootfs" || (r.Arch != "" && r.Arch != src.arch()) {
 			continue
 		}
-		if r.File == "" || r.Version == "" || strings.ContainsAny(r.File, "/\\") {
-			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a valid file and version", download.Redact(index))
+		if r.Version == "" {
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry without a version", redact.MaskURL(index))
+		}
+		if err := download.CheckName(r.File); err != nil {
+			return Minirootfs{}, fmt.Errorf("%s: alpine-minirootfs entry: file: %w", redact.MaskURL(index), err)
 		}
 		m := Minirootfs{Version: r.Version, File: r.File, URL: src.ReleasesURL() + "/" + r.File, SHA256: r.SHA256}
 		if m.SHA256 == "" {
@@ -115,7 +120,7 @@ func ResolveMinirootfs(ctx context.Context, f *download.Fetcher, src Source, ver
 		}
 		return m, nil
 	}
-	return Minirootfs{}, fmt.Errorf("%s: no alpine-minirootfs release for %s", download.Redact(index), src.arch())
+	return Minirootfs{}, fmt.Errorf("%s: no alpine-minirootfs release for %s", redact.MaskURL(index), src.arch())
 }
 
 // readSHA256File reads a sha256sum-style file ("HEX  NAME") and returns the
@@ -135,7 +140,7 @@ func readSHA256File(ctx context.Context, f *download.Fetcher, url, name string) 
 			return strings.ToLower(fields[0]), nil
 		}
 	}
-	return "", fmt.Errorf("%s: no sha256 for %s", download.Redact(url), name)
+	return "", fmt.Errorf("%s: no sha256 for %s", redact.MaskURL(url), name)
 }
 
 // ExtractOptions configure Extract.
@@ -176,50 +181,17 @@ func Extract(ctx context.Context, opt ExtractOptions) (Minirootfs, error) {
 	if err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
-	defer RemoveTree(tmp) // a no-op once renamed
+	defer fsutil.RemoveAll(tmp) // a no-op once renamed
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
 	if err := archive.ExtractFile(ctx, tarball, tmp, archive.Options{Log: opt.Log}); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract %s: %w", m.File, err)
 	}
-	if err := swap(tmp, dir); err != nil {
+	if err := fsutil.ReplaceDir(tmp, dir); err != nil {
 		return Minirootfs{}, fmt.Errorf("alpine extract: %w", err)
 	}
 	return m, nil
-}
-
-// swap replaces dir by fresh: the old tree is renamed aside first, so dir
-// is at every moment either the old tree or the new one.
-func swap(fresh, dir string) error {
-	old := dir + ".old"
-	if err := RemoveTree(old); err != nil {
-		return err
-	}
-	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.Rename(fresh, dir); err != nil {
-		return err
-	}
-	return RemoveTree(old)
-}
-
-// RemoveTree removes path like os.RemoveAll, also when the tree holds
-// read-only directories (a root filesystem has some), which os.RemoveAll
-// cannot empty when not running as root.
-func RemoveTree(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || !errors.Is(err, os.ErrPermission) {
-		return err
-	}
-	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
 
 // readAllLimited reads at most n bytes of r; more is an error.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // ErrApk is wrapped by the error of a failed apk run.
@@ -117,9 +119,7 @@ func (r *Runner) Add(ctx context.Context, pkgs []Package) error {
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	err := cmd.Run()
-	if r.Log != nil {
-		r.Log.WithField("root", r.Root).Debugf("apk add output:\n%s", out.String())
-	}
+	logging.OrDiscard(r.Log).WithField("root", r.Root).Debugf("apk add output:\n%s", out.String())
 	if err != nil {
 		return &InstallError{Output: strings.TrimSpace(out.String()), Culprits: culprits(out.String(), pkgs), Err: err}
 	}

@@ -31,12 +31,27 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
 // ErrUnsafe is wrapped by the error for an entry that would escape the root,
 // write through a symlink or otherwise break the extraction rules.
 var ErrUnsafe = errors.New("unsafe archive entry")
+
+// ErrLimit is wrapped by the error for an archive that holds more entries or
+// more bytes than the extraction allows (Options.MaxEntries, MaxBytes).
+var ErrLimit = errors.New("archive exceeds the extraction limit")
+
+// Default extraction limits. The largest archive the build reads is a
+// kernel source tarball: linux-source-6.1 is 1.3 GiB in 83,731 entries,
+// linux-6.12 about 1.5 GiB in about 90,000; the defaults leave room for
+// kernels to grow while a few-hundred-byte archive (sparse files expand to
+// their full size) cannot fill the disk.
+const (
+	DefaultMaxBytes   = 4 << 30
+	DefaultMaxEntries = 300_000
+)
 
 // Options tune an extraction. The zero value extracts everything as is.
 type Options struct {
@@ -52,6 +67,12 @@ type Options struct {
 	// Progress, when set, reports ExtractFile's progress through the
 	// compressed file; nil shows nothing.
 	Progress *progress.Options
+	// MaxBytes bounds the total size of the files written (a sparse file
+	// counts at its full size); 0 means DefaultMaxBytes, negative no limit.
+	MaxBytes int64
+	// MaxEntries bounds the number of entries; 0 means DefaultMaxEntries,
+	// negative no limit.
+	MaxEntries int
 
 	// pureGo forces the Go xz decoder even when xz is on PATH (tests).
 	pureGo bool
@@ -92,12 +113,8 @@ func ExtractTar(ctx context.Context, r io.Reader, root string, opt Options) erro
 	return nil
 }
 
-// aborter is a decompressed stream that can be stopped without reading the
-// rest of its input.
-type aborter interface{ abort() }
-
 func extract(ctx context.Context, r io.Reader, root string, opt Options) error {
-	stream, err := decompressor{external: !opt.pureGo}.open(ctx, r)
+	stream, err := compression.NewReader(ctx, r, compression.Options{XZProgram: !opt.pureGo})
 	if err != nil {
 		return err
 	}
@@ -107,11 +124,7 @@ func extract(ctx context.Context, r io.Reader, root string, opt Options) error {
 		return err
 	}
 	if err := x.run(ctx, stream); err != nil {
-		if a, ok := stream.(aborter); ok {
-			a.abort()
-		} else {
-			stream.Close()
-		}
+		stream.Abort()
 		return err
 	}
 	// Read to the end so the decompressor checks its trailer (CRC, size):

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 )
 
 var mtime = time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -243,18 +244,6 @@ func TestCancelledExtraction(t *testing.T) {
 	}
 }
 
-func TestDetect(t *testing.T) {
-	tests := map[Format][]byte{
-		Gzip: {0x1f, 0x8b, 8}, XZ: {0xfd, '7', 'z', 'X', 'Z', 0}, Zstd: {0x28, 0xb5, 0x2f, 0xfd},
-		Bzip2: []byte("BZh9"), Plain: []byte("usr/bin/"),
-	}
-	for want, head := range tests {
-		if got := Detect(head); got != want {
-			t.Errorf("Detect(%x) = %s, want %s", head, got, want)
-		}
-	}
-}
-
 const linuxSource = "/usr/src/linux-source-6.1.tar.xz"
 
 // TestExtractLinuxSource extracts Debian's 138 MB kernel source tarball, the
@@ -311,7 +300,7 @@ func BenchmarkDecompressOnly(b *testing.B) {
 		b.Run(map[bool]string{false: "xz-program", true: "pure-go"}[pure], func(b *testing.B) {
 			for b.Loop() {
 				f, _ := os.Open(linuxSource)
-				rc, err := decompressor{external: !pure}.open(context.Background(), f)
+				rc, err := compression.NewReader(context.Background(), f, compression.Options{XZProgram: !pure})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,11 +11,13 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/threefoldtech/zosbuilder/internal/beneath"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Limits of Linux paths; longer names are refused with the entry's name
@@ -29,20 +31,22 @@ const (
 // written (a 0555 directory must stay writable until then, and writing a
 // child changes the directory's mtime).
 type dirMeta struct {
-	path     string
-	mode     fs.FileMode
+	rel      string
+	mode     uint32
 	mtime    time.Time
 	uid, gid int
 }
 
+// extractor writes entries through directory descriptors (package
+// beneath): parents are opened one component at a time without following
+// symlinks, entries are created relative to their parent's descriptor, and
+// metadata is set on descriptors or with *at calls that do not follow.
 type extractor struct {
-	root  string
-	opt   Options
-	log   logrus.FieldLogger
-	chown bool
-	// dirs holds relative paths known to be real directories (not symlinks),
-	// so each parent is checked once rather than for every entry.
-	dirs map[string]bool
+	root     *beneath.Root
+	rootPath string
+	opt      Options
+	log      logrus.FieldLogger
+	chown    bool
 	// seen holds the relative paths written by this archive and whether
 	// each is a directory.
 	seen    map[string]bool
@@ -50,6 +54,11 @@ type extractor struct {
 	buf     []byte
 	entries int
 	devices int
+	written int64 // bytes of file content written
+	// parent caches the descriptor of the last parent directory: entries
+	// come in directory order.
+	parentRel string
+	parent    *os.File
 }
 
 func newExtractor(root string, opt Options) (*extractor, error) {
@@ -60,24 +69,37 @@ func newExtractor(root string, opt Options) (*extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
+	r, err := beneath.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	if opt.MaxBytes == 0 {
+		opt.MaxBytes = DefaultMaxBytes
+	}
+	if opt.MaxEntries == 0 {
+		opt.MaxEntries = DefaultMaxEntries
 	}
 	return &extractor{
-		root:  abs,
-		opt:   opt,
-		log:   log,
-		chown: opt.Chown && os.Geteuid() == 0,
-		dirs:  map[string]bool{".": true},
-		seen:  map[string]bool{},
-		buf:   make([]byte, 1<<20),
+		root:     r,
+		rootPath: abs,
+		opt:      opt,
+		log:      logging.OrDiscard(opt.Log),
+		chown:    opt.Chown && os.Geteuid() == 0,
+		seen:     map[string]bool{},
+		buf:      make([]byte, 1<<20),
 	}, nil
 }
 
+// close releases the descriptors.
+func (x *extractor) close() {
+	if x.parent != nil {
+		x.parent.Close()
+	}
+	x.root.Close()
+}
+
 func (x *extractor) run(ctx context.Context, r io.Reader) error {
+	defer x.close()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -89,6 +111,9 @@ func (x *extractor) run(ctx context.Context, r io.Reader) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read tar after %d entries: %w", x.entries, err)
+		}
+		if x.opt.MaxEntries > 0 && x.entries >= x.opt.MaxEntries {
+			return fmt.Errorf("entry %q: more than %d entries (Options.MaxEntries): %w", hdr.Name, x.opt.MaxEntries, ErrLimit)
 		}
 		if err := x.entry(hdr, tr); err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
@@ -125,7 +150,7 @@ func (x *extractor) relPath(name string) (rel string, skip bool, err error) {
 		return "", true, nil
 	}
 	rel = strings.Join(parts[x.opt.StripComponents:], "/")
-	if len(x.root)+1+len(rel) > maxPath {
+	if len(x.rootPath)+1+len(rel) > maxPath {
 		return "", false, unsafe("path longer than %d bytes", maxPath)
 	}
 	return rel, false, nil
@@ -147,24 +172,27 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if wasDir, dup := x.seen[rel]; dup && !(wasDir && isDir) {
 		return unsafe("duplicate entry")
 	}
-	if err := x.parents(rel, true); err != nil {
+	parentRel, name := beneath.Split(rel)
+	parent, err := x.dir(parentRel)
+	if err != nil {
 		return err
 	}
 	x.seen[rel] = isDir
-	full := filepath.Join(x.root, rel)
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		err = x.file(full, hdr, r)
+		err = x.file(parent, name, hdr, r)
 	case tar.TypeDir:
-		err = x.dir(rel, full, hdr)
+		err = x.mkdir(parent, rel, name, hdr)
 	case tar.TypeSymlink:
-		err = x.symlink(rel, full, hdr)
+		err = x.symlink(parent, rel, name, hdr)
 	case tar.TypeLink:
-		err = x.hardlink(full, hdr)
+		err = x.hardlink(parent, name, hdr)
 	case tar.TypeFifo:
-		err = x.create(full, func() error { return unix.Mkfifo(full, uint32(mode(hdr).Perm())) })
+		err = x.create(parent, name, func() error {
+			return unix.Mknodat(int(parent.Fd()), name, unix.S_IFIFO|0o600, 0)
+		})
 		if err == nil {
-			err = x.attrs(full, hdr, true)
+			err = beneath.SetLeaf(parent, name, x.chown, hdr.Uid, hdr.Gid, true, mode(hdr), hdr.ModTime)
 		}
 	default:
 		x.log.WithField("entry", hdr.Name).Warnf("skipping tar entry of unsupported type %q", hdr.Typeflag)
@@ -173,111 +201,90 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	return err
 }
 
-// parents makes sure every parent directory of rel is a real directory
-// inside the root, creating missing ones when create is set. A parent that
-// is a symlink fails the entry, whoever created the symlink.
-func (x *extractor) parents(rel string, create bool) error {
-	dir := path.Dir(rel)
-	if x.dirs[dir] {
-		return nil
+// dir returns the descriptor of the directory rel, creating missing
+// directories. A component that is a symlink fails the entry, whoever
+// created the symlink. The descriptor belongs to the extractor.
+func (x *extractor) dir(rel string) (*os.File, error) {
+	if x.parent != nil && x.parentRel == rel {
+		return x.parent, nil
 	}
-	parts := strings.Split(dir, "/")
-	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		if x.dirs[p] {
-			continue
-		}
-		full := filepath.Join(x.root, p)
-		st, err := os.Lstat(full)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && create:
-			if err := os.Mkdir(full, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return err
-			}
-			x.dirs[p] = true
-			continue
-		case err != nil:
-			return err
-		case st.Mode()&fs.ModeSymlink != 0:
-			return unsafe("parent %s is a symlink", p)
-		case !st.IsDir():
-			return fmt.Errorf("parent %s is not a directory", p)
-		}
-		x.dirs[p] = true
+	d, err := x.root.Dir(rel, true)
+	if err != nil {
+		return nil, parentErr(err)
 	}
-	return nil
+	if x.parent != nil {
+		x.parent.Close()
+	}
+	x.parent, x.parentRel = d, rel
+	return d, nil
 }
 
-// create runs mk, and if the path exists already replaces what is there:
+// parentErr names a parent that cannot be used; a symlink is unsafe.
+func parentErr(err error) error {
+	if errors.Is(err, beneath.ErrSymlink) {
+		return unsafe("parent %v", err)
+	}
+	return fmt.Errorf("parent %w", err)
+}
+
+// create runs mk, and if the name exists already replaces what is there:
 // a file or symlink is removed (never followed), a directory is refused.
-func (x *extractor) create(full string, mk func() error) error {
+func (x *extractor) create(dir *os.File, name string, mk func() error) error {
 	err := mk()
-	if !errors.Is(err, fs.ErrExist) {
+	if !errors.Is(err, unix.EEXIST) && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	st, lerr := os.Lstat(full)
-	if lerr != nil {
-		return lerr
-	}
-	if st.IsDir() {
-		return unsafe("would replace an existing directory")
-	}
-	if err := os.Remove(full); err != nil {
+	if err := beneath.RemoveLeaf(dir, name); err != nil {
+		if errors.Is(err, beneath.ErrIsDir) {
+			return unsafe("would replace an existing directory")
+		}
 		return err
 	}
 	return mk()
 }
 
-func mode(hdr *tar.Header) fs.FileMode {
-	return hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-}
+// mode is the permission bits of an entry, setuid, setgid and sticky
+// included.
+func mode(hdr *tar.Header) uint32 { return uint32(hdr.Mode) & 0o7777 }
 
-func (x *extractor) file(full string, hdr *tar.Header, r io.Reader) error {
+func (x *extractor) file(dir *os.File, name string, hdr *tar.Header, r io.Reader) error {
+	// The size is known before anything is written (a sparse entry's is
+	// its full, expanded size), so an archive over the limit writes
+	// nothing of the entry that crosses it.
+	if x.opt.MaxBytes > 0 && hdr.Size > x.opt.MaxBytes-x.written {
+		return fmt.Errorf("%d bytes would bring the files to more than %d bytes in total (Options.MaxBytes): %w",
+			hdr.Size, x.opt.MaxBytes, ErrLimit)
+	}
 	var f *os.File
-	err := x.create(full, func() (err error) {
-		f, err = os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	err := x.create(dir, name, func() (err error) {
+		f, err = beneath.Create(dir, name)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(f, r, x.buf); err != nil {
-		f.Close()
-		return err
+	n, err := io.CopyBuffer(f, io.LimitReader(r, hdr.Size), x.buf)
+	x.written += n
+	if err == nil {
+		err = beneath.SetFile(f, x.chown, hdr.Uid, hdr.Gid, mode(hdr), hdr.ModTime)
 	}
-	// chmod after chown: chown clears the setuid and setgid bits.
-	if x.chown {
-		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Chmod(mode(hdr)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return x.times(full, hdr.ModTime)
+	return errors.Join(err, f.Close())
 }
 
-func (x *extractor) dir(rel, full string, hdr *tar.Header) error {
-	if rel == "" {
-		return nil
-	}
-	err := os.Mkdir(full, 0o700)
-	if errors.Is(err, fs.ErrExist) {
-		st, lerr := os.Lstat(full)
+func (x *extractor) mkdir(parent *os.File, rel, name string, hdr *tar.Header) error {
+	mk := func() error { return unix.Mkdirat(int(parent.Fd()), name, 0o700) }
+	err := mk()
+	if errors.Is(err, unix.EEXIST) {
+		st, lerr := beneath.Lstat(parent, name)
 		switch {
 		case lerr != nil:
 			return lerr
-		case !st.IsDir():
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 			// A file or symlink left from before: replace it.
-			if err := os.Remove(full); err != nil {
+			if err := unix.Unlinkat(int(parent.Fd()), name, 0); err != nil {
 				return err
 			}
-			err = os.Mkdir(full, 0o700)
+			err = mk()
 		default:
 			err = nil
 		}
@@ -285,12 +292,11 @@ func (x *extractor) dir(rel, full string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	x.dirs[rel] = true
-	x.meta = append(x.meta, dirMeta{path: full, mode: mode(hdr), mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid})
+	x.meta = append(x.meta, dirMeta{rel: rel, mode: mode(hdr), mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid})
 	return nil
 }
 
-func (x *extractor) symlink(rel, full string, hdr *tar.Header) error {
+func (x *extractor) symlink(dir *os.File, rel, name string, hdr *tar.Header) error {
 	target := hdr.Linkname
 	if target == "" {
 		return unsafe("symlink with an empty target")
@@ -301,13 +307,13 @@ func (x *extractor) symlink(rel, full string, hdr *tar.Header) error {
 			return unsafe("symlink target %q leads outside the root", target)
 		}
 	}
-	if err := x.create(full, func() error { return os.Symlink(target, full) }); err != nil {
+	if err := x.create(dir, name, func() error { return unix.Symlinkat(target, int(dir.Fd()), name) }); err != nil {
 		return err
 	}
-	return x.attrs(full, hdr, false)
+	return beneath.SetLeaf(dir, name, x.chown, hdr.Uid, hdr.Gid, false, 0, hdr.ModTime)
 }
 
-func (x *extractor) hardlink(full string, hdr *tar.Header) error {
+func (x *extractor) hardlink(dir *os.File, name string, hdr *tar.Header) error {
 	target, skip, err := x.relPath(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
@@ -315,59 +321,38 @@ func (x *extractor) hardlink(full string, hdr *tar.Header) error {
 	if skip {
 		return unsafe("hard link target %q is stripped away", hdr.Linkname)
 	}
-	if err := x.parents(target, false); err != nil {
-		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+	targetDir, targetName := beneath.Split(target)
+	td, err := x.root.Dir(targetDir, false)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, parentErr(err))
 	}
-	targetFull := filepath.Join(x.root, target)
-	st, err := os.Lstat(targetFull)
+	defer td.Close()
+	st, err := beneath.Lstat(td, targetName)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}
-	if !st.Mode().IsRegular() {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return unsafe("hard link target %q is not a regular file", hdr.Linkname)
 	}
-	return x.create(full, func() error { return os.Link(targetFull, full) })
+	// linkat without AT_SYMLINK_FOLLOW links the name itself.
+	return x.create(dir, name, func() error {
+		return unix.Linkat(int(td.Fd()), targetName, int(dir.Fd()), name, 0)
+	})
 }
 
-// attrs sets ownership and times on a symlink or FIFO without following it.
-func (x *extractor) attrs(full string, hdr *tar.Header, chmod bool) error {
-	if x.chown {
-		if err := os.Lchown(full, hdr.Uid, hdr.Gid); err != nil {
-			return err
-		}
-	}
-	if chmod {
-		if err := os.Chmod(full, mode(hdr)); err != nil {
-			return err
-		}
-	}
-	return x.times(full, hdr.ModTime)
-}
-
-func (x *extractor) times(full string, mtime time.Time) error {
-	if mtime.IsZero() {
-		return nil
-	}
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	return unix.UtimesNanoAt(unix.AT_FDCWD, full, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// finishDirs applies directory modes and times once every entry is written;
-// changing a directory's metadata does not touch its parent's mtime, so the
-// order does not matter.
+// finishDirs applies directory owners, modes and times on their
+// descriptors once every entry is written; changing a directory's metadata
+// does not touch its parent's mtime, so the order does not matter.
 func (x *extractor) finishDirs() error {
 	for i := len(x.meta) - 1; i >= 0; i-- {
 		m := x.meta[i]
-		if x.chown {
-			if err := os.Lchown(m.path, m.uid, m.gid); err != nil {
-				return err
-			}
+		d, err := x.root.Dir(m.rel, false)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.rel, err)
 		}
-		if err := os.Chmod(m.path, m.mode); err != nil {
-			return err
-		}
-		if err := x.times(m.path, m.mtime); err != nil {
-			return err
+		err = beneath.SetFile(d, x.chown, m.uid, m.gid, m.mode, m.mtime)
+		if err = errors.Join(err, d.Close()); err != nil {
+			return fmt.Errorf("%s: %w", m.rel, err)
 		}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 )
 
 // ErrNotFound is returned by Find when no entry matches.
@@ -22,17 +24,11 @@ func Find(ctx context.Context, path string, match func(name string) bool, max in
 		return "", nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
-	stream, err := decompressor{external: true}.open(ctx, f)
+	stream, err := compression.NewReader(ctx, f, compression.Options{XZProgram: true})
 	if err != nil {
 		return "", nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	defer func() {
-		if a, ok := stream.(aborter); ok {
-			a.abort()
-		} else {
-			stream.Close()
-		}
-	}()
+	defer stream.Abort()
 	tr := tar.NewReader(stream)
 	for {
 		h, err := tr.Next()

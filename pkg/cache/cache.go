@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,6 +32,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -60,8 +60,9 @@ type Options struct {
 	// StateDir is where this work tree's cache statistics are kept
 	// (STATE_DIR).
 	StateDir string
-	// Transport carries the S3 requests; nil uses the store's default.
-	Transport http.RoundTripper
+	// Timeouts bound the S3 store's network waits; zero fields take
+	// httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// Log receives the publish lines and the warnings.
 	Log logrus.FieldLogger
 }
@@ -89,7 +90,7 @@ func Open(opt Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs, err := store.OpenObjects(raw, store.ObjectOptions{Transport: opt.Transport})
+	objs, err := store.OpenObjects(raw, store.ObjectOptions{Timeouts: opt.Timeouts})
 	if err != nil {
 		return nil, fmt.Errorf("artifact cache: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/cache"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
@@ -56,15 +58,6 @@ func (o Options) logDir() string {
 		return o.LogDir
 	}
 	return filepath.Join(o.WorkDir, ".logs")
-}
-
-func (o Options) log() logrus.FieldLogger {
-	if o.Log != nil {
-		return o.Log
-	}
-	l := logrus.New()
-	l.Out = io.Discard
-	return l
 }
 
 // Artifact is where Build leaves the component's binary and Verify and
@@ -119,7 +112,7 @@ func buildOne(ctx context.Context, c Component, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("component %s: %w", c.Name, err)
 	}
-	b := &builder{c: c, opt: opt, out: lf, log: opt.log().WithField("component", c.Name)}
+	b := &builder{c: c, opt: opt, out: lf, log: logging.OrDiscard(opt.Log).WithField("component", c.Name)}
 	err = b.run(ctx)
 	if cerr := lf.Close(); err == nil {
 		err = cerr
@@ -197,26 +190,34 @@ func (b *builder) fetchRelease(ctx context.Context) (string, error) {
 	if b.opt.Fetcher == nil {
 		return "", errors.New("release component: no downloader configured")
 	}
-	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.SHA256)
+	sum, err := download.ParseChecksum(b.c.Checksum)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.out, "downloaded %s (sha256 %s)\n", download.Redact(b.c.Source), b.c.SHA256)
+	if sum.Weak() {
+		b.log.Warnf("%s is pinned by md5 only (%s): weaker than sha256, it catches a corrupted download but not a forged one", b.c.Name, b.c.Where())
+	}
+	f, err := b.opt.Fetcher.File(ctx, b.c.Source, b.c.Checksum)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.out, "downloaded %s (%s %s)\n", redact.MaskURL(b.c.Source), sum.Algo, sum.Hex)
 	if ok, err := elfbin.IsELF(f); err != nil || ok {
 		return f, err
 	}
 	dir := b.opt.checkoutDir(b.c)
-	tmp := dir + ".extract-tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".extract-")
+	if err != nil {
+		return "", err
+	}
+	defer fsutil.RemoveAll(tmp) // a no-op once renamed
 	if err := archive.ExtractFile(ctx, f, tmp, archive.Options{Log: b.log}); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	return dir, os.Rename(tmp, dir)
+	return dir, fsutil.ReplaceDir(tmp, dir)
 }
 
 // compile runs the BUILD kind in src and returns the built binary's path.
@@ -247,8 +248,15 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 			pkg = "."
 		}
 		out := filepath.Join(b.opt.WorkDir, ".target", b.c.Name, filepath.Base(b.c.InstallPath))
-		env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
-		return out, b.cmd(ctx, dir, env, "go", "build", "-trimpath", "-o", out, pkg)
+		args := []string{"build", "-trimpath"}
+		if b.c.Type == Local {
+			// The stage fingerprints a local source by the files the
+			// package reads (Inputs), not by the commit of the repository
+			// around it: stamping that commit would make the binary differ
+			// between an incremental and a clean build of the same files.
+			args = append(args, "-buildvcs=false")
+		}
+		return out, b.cmd(ctx, dir, goEnv, "go", append(args, "-o", out, pkg)...)
 	case Make:
 		args := []string{"-j" + strconv.Itoa(max(b.opt.Jobs, 1))}
 		if spec.Arg != "" {
@@ -269,15 +277,19 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 }
 
 // script runs a build script (relative to the project root) in the
-// source directory; it must write the binary to $OUT.
+// source directory; it must write the binary to $OUT. $BUILD_DIR is the
+// component's own directory, kept between builds (for a compiler's
+// incremental state), and $JOBS the parallelism it may use.
 func (b *builder) script(ctx context.Context, dir string) (string, error) {
 	script := b.scriptPath()
-	out := filepath.Join(b.opt.WorkDir, ".target", b.c.Name, filepath.Base(b.c.InstallPath))
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	buildDir := filepath.Join(b.opt.WorkDir, ".target", b.c.Name)
+	out := filepath.Join(buildDir, filepath.Base(b.c.InstallPath))
+	if err := os.MkdirAll(buildDir, 0o755); err != nil {
 		return "", err
 	}
 	_ = os.Remove(out)
-	env := []string{"OUT=" + out, "SRC=" + dir, "NAME=" + b.c.Name, "VERSION=" + b.c.Version}
+	env := []string{"OUT=" + out, "SRC=" + dir, "NAME=" + b.c.Name, "VERSION=" + b.c.Version,
+		"BUILD_DIR=" + buildDir, "JOBS=" + strconv.Itoa(max(b.opt.Jobs, 1))}
 	if err := b.cmd(ctx, dir, env, "sh", script); err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,16 +25,6 @@ import (
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 )
-
-func mustWrite(t *testing.T, p, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
@@ -58,22 +49,13 @@ func goRepo(t *testing.T) string {
 	t.Helper()
 	testutil.RequireTool(t, "go")
 	repo := filepath.Join(t.TempDir(), "hello")
-	mustWrite(t, filepath.Join(repo, "go.mod"), "module example.org/hello\n\ngo 1.21\n", 0o644)
-	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v1"), 0o644)
+	testutil.WriteFile(t, filepath.Join(repo, "go.mod"), "module example.org/hello\n\ngo 1.21\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v1"), 0o644)
 	git(t, repo, "init", "-q", "-b", "main")
 	git(t, repo, "add", ".")
 	git(t, repo, "commit", "-q", "-m", "v1")
 	git(t, repo, "tag", "v1.0.0")
 	return repo
-}
-
-func run(t *testing.T, bin string) string {
-	t.Helper()
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("%s: %v", bin, err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func warnings(h *test.Hook) string {
@@ -110,7 +92,7 @@ func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	installed := filepath.Join(root, "usr/bin/hello")
-	if got := run(t, installed); got != "hello v1" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, installed)); got != "hello v1" {
 		t.Errorf("installed binary says %q", got)
 	}
 	st, _ := os.Stat(installed)
@@ -122,16 +104,24 @@ func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
 		t.Errorf("no build log: %v", err)
 	}
 
+	// The SBOM names the commit built.
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || rev != git(t, repo, "rev-parse", "v1.0.0^{commit}") {
+		t.Errorf("revision %q, %v", rev, err)
+	}
+
 	// A maintainer edits the checkout: the rerun keeps and builds the edit.
 	edited := filepath.Join(work, "hello/cmd/hello/main.go")
-	mustWrite(t, edited, hello("edited"), 0o644)
+	testutil.WriteFile(t, edited, hello("edited"), 0o644)
 	if err := Build(ctx, comps, opt); err != nil {
 		t.Fatal(err)
+	}
+	if rev, err := opt.Revision(ctx, comps[0]); err != nil || !strings.HasSuffix(rev, "-dirty") {
+		t.Errorf("revision of an edited checkout %q, %v", rev, err)
 	}
 	if b, _ := os.ReadFile(edited); string(b) != hello("edited") {
 		t.Fatal("rerun discarded the local edit")
 	}
-	if got := run(t, opt.Artifact(comps[0])); got != "edited" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, opt.Artifact(comps[0]))); got != "edited" {
 		t.Errorf("rerun built %q, want the edited tree", got)
 	}
 	if w := warnings(hook); !strings.Contains(w, "local changes") {
@@ -139,28 +129,28 @@ func TestGitGoComponentBuildVerifyCopy(t *testing.T) {
 	}
 
 	// Upstream moves on; a clean checkout follows VERSION.
-	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v2"), 0o644)
+	testutil.WriteFile(t, filepath.Join(repo, "cmd/hello/main.go"), hello("hello v2"), 0o644)
 	git(t, repo, "commit", "-q", "-am", "v2")
 	git(t, repo, "tag", "v2.0.0")
-	mustWrite(t, edited, hello("hello v1"), 0o644) // undo the edit by hand: clean again
+	testutil.WriteFile(t, edited, hello("hello v1"), 0o644) // undo the edit by hand: clean again
 	comps[0].Version = "v2.0.0"
 	if err := Build(ctx, comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, opt.Artifact(comps[0])); got != "hello v2" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, opt.Artifact(comps[0]))); got != "hello v2" {
 		t.Errorf("clean checkout built %q, want v2", got)
 	}
 
 	// A local commit is work too: never moved away from.
 	checkout := filepath.Join(work, "hello")
-	mustWrite(t, edited, hello("local commit"), 0o644)
+	testutil.WriteFile(t, edited, hello("local commit"), 0o644)
 	git(t, checkout, "commit", "-q", "-am", "mine")
 	comps[0].Version = "v1.0.0"
 	hook.Reset()
 	if err := Build(ctx, comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, opt.Artifact(comps[0])); got != "local commit" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, opt.Artifact(comps[0]))); got != "local commit" {
 		t.Errorf("built %q, want the local commit", got)
 	}
 	if w := warnings(hook); !strings.Contains(w, "local commits") {
@@ -177,12 +167,12 @@ func TestGitBranchVersionFollowsRemote(t *testing.T) {
 	if err := Build(context.Background(), comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, filepath.Join(repo, "cmd/hello/main.go"), hello("main moved"), 0o644)
+	testutil.WriteFile(t, filepath.Join(repo, "cmd/hello/main.go"), hello("main moved"), 0o644)
 	git(t, repo, "commit", "-q", "-am", "move")
 	if err := Build(context.Background(), comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, opt.Artifact(comps[0])); got != "main moved" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, opt.Artifact(comps[0]))); got != "main moved" {
 		t.Errorf("built %q, want the branch's new head", got)
 	}
 }
@@ -190,8 +180,8 @@ func TestGitBranchVersionFollowsRemote(t *testing.T) {
 func TestBuildFailureShowsLogTail(t *testing.T) {
 	testutil.RequireTool(t, "go")
 	src := t.TempDir()
-	mustWrite(t, filepath.Join(src, "go.mod"), "module example.org/broken\n\ngo 1.21\n", 0o644)
-	mustWrite(t, filepath.Join(src, "main.go"), "package main\n\nfunc main() { undefinedThing() }\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(src, "go.mod"), "module example.org/broken\n\ngo 1.21\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(src, "main.go"), "package main\n\nfunc main() { undefinedThing() }\n", 0o644)
 	opt := Options{WorkDir: t.TempDir(), ProjectRoot: "/"}
 	ok := Component{Type: Local, Name: "fine", Source: "/bin/busybox", Build: BuildSpec{Kind: None}, InstallPath: "/bin/fine"}
 	bad := Component{Type: Local, Name: "broken", Source: src, Build: BuildSpec{Kind: Go}, InstallPath: "/usr/bin/broken", File: "sources.conf", Line: 9}
@@ -214,8 +204,8 @@ func staticBinary(t *testing.T) []byte {
 	t.Helper()
 	testutil.RequireTool(t, "go")
 	dir := t.TempDir()
-	mustWrite(t, filepath.Join(dir, "go.mod"), "module example.org/rel\n\ngo 1.21\n", 0o644)
-	mustWrite(t, filepath.Join(dir, "main.go"), hello("released"), 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "go.mod"), "module example.org/rel\n\ngo 1.21\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "main.go"), hello("released"), 0o644)
 	cmd := exec.Command("go", "build", "-o", "rel", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -263,10 +253,15 @@ func TestReleaseComponent(t *testing.T) {
 	}))
 	defer srv.Close()
 	f := download.New(download.Options{CacheDir: t.TempDir(), Backoff: time.Millisecond})
-	opt := Options{WorkDir: t.TempDir(), Fetcher: f}
+	log, hook := test.NewNullLogger()
+	opt := Options{WorkDir: t.TempDir(), Fetcher: f, Log: log}
+	md5sum := md5.Sum(bin)
 	comps := []Component{
-		{Type: Release, Name: "corex", Source: srv.URL + "/corex", Version: "2.1.4", SHA256: sum(bin), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
-		{Type: Release, Name: "corex-tgz", Source: srv.URL + "/corex.tar.gz", SHA256: sum(archive), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		{Type: Release, Name: "corex", Source: srv.URL + "/corex", Version: "2.1.4", Checksum: sum(bin), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		{Type: Release, Name: "corex-tgz", Source: srv.URL + "/corex.tar.gz", Checksum: sum(archive), Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex"},
+		// What upstream corex publishes: an MD5 only.
+		{Type: Release, Name: "corex-md5", Source: srv.URL + "/corex", Version: "2.1.4", Checksum: "md5:" + hex.EncodeToString(md5sum[:]),
+			Build: BuildSpec{Kind: None}, InstallPath: "/usr/bin/corex", File: "config/sources.conf", Line: 22},
 	}
 	if err := Build(context.Background(), comps, opt); err != nil {
 		t.Fatal(err)
@@ -278,12 +273,26 @@ func TestReleaseComponent(t *testing.T) {
 	if err := Copy(context.Background(), comps[1:], root, false, opt); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, filepath.Join(root, "usr/bin/corex")); got != "released" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, filepath.Join(root, "usr/bin/corex"))); got != "released" {
 		t.Errorf("installed release says %q", got)
+	}
+	var warnings []string
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			warnings = append(warnings, e.Message)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "corex-md5 is pinned by md5 only (config/sources.conf:22): weaker than sha256") {
+		t.Errorf("warnings %q, want one line about corex-md5's md5 pin", warnings)
+	}
+	md5Wrong := comps[2]
+	md5Wrong.Name, md5Wrong.Checksum = "corex-md5-wrong", "md5:"+strings.Repeat("0", 32)
+	if err := Build(context.Background(), []Component{md5Wrong}, opt); !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), "expected md5 ") {
+		t.Errorf("wrong md5: err = %v, want ErrChecksum", err)
 	}
 
 	wrong := comps[0]
-	wrong.SHA256 = strings.Repeat("0", 64)
+	wrong.Checksum = strings.Repeat("0", 64)
 	wrong.Name = "corex-wrong"
 	err := Build(context.Background(), []Component{wrong}, opt)
 	if !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), sum(bin)) {
@@ -298,8 +307,8 @@ func TestLocalScriptAndMakeComponents(t *testing.T) {
 	testutil.RequireTool(t, "make")
 	testutil.RequireFile(t, "/bin/busybox")
 	project := t.TempDir()
-	mustWrite(t, filepath.Join(project, "scripts/build-tool.sh"), "set -e\ncp /bin/busybox \"$OUT\"\necho built $NAME in $SRC\n", 0o755)
-	mustWrite(t, filepath.Join(project, "src/mk/Makefile"), "all:\n\tmkdir -p out && cp /bin/busybox out/mk\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(project, "scripts/build-tool.sh"), "set -e\ncp /bin/busybox \"$OUT\"\necho built $NAME in $SRC\necho kept > \"$BUILD_DIR/state\"\necho jobs $JOBS\n", 0o755)
+	testutil.WriteFile(t, filepath.Join(project, "src/mk/Makefile"), "all:\n\tmkdir -p out && cp /bin/busybox out/mk\n", 0o644)
 	opt := Options{WorkDir: t.TempDir(), ProjectRoot: project}
 	comps := []Component{
 		{Type: Local, Name: "scripted", Source: "src", Build: BuildSpec{Kind: Script, Arg: "scripts/build-tool.sh"}, InstallPath: "/usr/bin/scripted"},
@@ -311,8 +320,15 @@ func TestLocalScriptAndMakeComponents(t *testing.T) {
 	if err := Verify(comps, opt); err != nil {
 		t.Fatal(err)
 	}
-	if log, _ := os.ReadFile(opt.LogFile(comps[0])); !strings.Contains(string(log), "built scripted in "+filepath.Join(project, "src")) {
+	if log, _ := os.ReadFile(opt.LogFile(comps[0])); !strings.Contains(string(log), "built scripted in "+filepath.Join(project, "src")) || !strings.Contains(string(log), "jobs 1") {
 		t.Errorf("script log: %q", log)
+	}
+	// BUILD_DIR is the component's own, kept for the next build.
+	if err := Build(context.Background(), comps[:1], opt); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(opt.WorkDir, ".target", "scripted", "state")); err != nil || string(b) != "kept\n" {
+		t.Errorf("BUILD_DIR/state: %q %v", b, err)
 	}
 }
 
@@ -327,12 +343,12 @@ func TestVerifyReportsEverything(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustWrite(t, opt.Artifact(c), string(b), mode)
+			testutil.WriteFile(t, opt.Artifact(c), string(b), mode)
 		}
 		return c
 	}
 	script := filepath.Join(t.TempDir(), "s.sh")
-	mustWrite(t, script, "#!/bin/sh\n", 0o755)
+	testutil.WriteFile(t, script, "#!/bin/sh\n", 0o755)
 	dynOK := put("dynok", "/bin/ls", 0o755)
 	dynOK.Dynamic = true
 	comps := []Component{
@@ -378,11 +394,48 @@ func TestCopyStaysInsideRoot(t *testing.T) {
 	opt := Options{WorkDir: t.TempDir()}
 	c := Component{Name: "x", InstallPath: "/usr/bin/x"}
 	b, _ := os.ReadFile("/bin/busybox")
-	mustWrite(t, opt.Artifact(c), string(b), 0o755)
+	testutil.WriteFile(t, opt.Artifact(c), string(b), 0o755)
 	if err := Copy(context.Background(), []Component{c}, root, false, opt); err == nil {
 		t.Fatal("Copy followed a symlink out of the root")
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("written outside the root: %v", ents)
+	}
+}
+
+// A static PIE (what cargo builds with crt-static, glibc's or musl's) is a
+// static executable; a shared library, ET_DYN without an interpreter too,
+// is not an executable at all.
+func TestVerifyStaticPIE(t *testing.T) {
+	gcc := testutil.RequireTool(t, "gcc")
+	src := filepath.Join(t.TempDir(), "main.c")
+	testutil.WriteFile(t, src, "int main(void) { return 0; }\n", 0o644)
+	opt := Options{WorkDir: t.TempDir()}
+	build := func(name string, args ...string) Component {
+		c := Component{Name: name, InstallPath: "/usr/bin/" + name, File: "sources.conf", Line: 1}
+		if err := os.MkdirAll(filepath.Dir(opt.Artifact(c)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(gcc, append(args, "-o", opt.Artifact(c), src)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+		return c
+	}
+	pie := build("staticpie", "-static-pie")
+	if err := Verify([]Component{pie}, opt); err != nil {
+		t.Errorf("static-pie rejected: %v", err)
+	}
+	lib := build("library", "-shared", "-fPIC")
+	if err := os.Chmod(opt.Artifact(lib), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Verify([]Component{lib}, opt)
+	if !errors.Is(err, ErrNotExecutable) || !strings.Contains(err.Error(), "a shared library") {
+		t.Errorf("shared library: err = %v, want ErrNotExecutable naming a shared library", err)
+	}
+	dyn := build("dynamicpie", "-pie", "-fPIE")
+	if err := Verify([]Component{dyn}, opt); !errors.Is(err, ErrNotStatic) {
+		t.Errorf("dynamic PIE: err = %v, want ErrNotStatic", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/cache"
 )
 
@@ -65,12 +66,12 @@ func TestComponentArtifactsAcrossMachines(t *testing.T) {
 
 	// An edit in B's checkout is built, not restored, and is published
 	// under its own key.
-	mustWrite(t, filepath.Join(b.WorkDir, "hello/cmd/hello/main.go"), hello("edited"), 0o644)
+	testutil.WriteFile(t, filepath.Join(b.WorkDir, "hello/cmd/hello/main.go"), hello("edited"), 0o644)
 	hook.Reset()
 	if err := Build(ctx, comps, b); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, b.Artifact(comps[0])); got != "edited" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, b.Artifact(comps[0]))); got != "edited" {
 		t.Fatalf("built %q, want the edit", got)
 	}
 	if !strings.Contains(infos(hook), "building hello") {
@@ -80,7 +81,7 @@ func TestComponentArtifactsAcrossMachines(t *testing.T) {
 	if err := Build(ctx, comps, c); err != nil {
 		t.Fatal(err)
 	}
-	if got := run(t, c.Artifact(comps[0])); got != "hello v1" {
+	if got := strings.TrimSpace(testutil.Run(t, "", nil, c.Artifact(comps[0]))); got != "hello v1" {
 		t.Errorf("a clean clone restored %q, want the unedited v1", got)
 	}
 }
@@ -105,7 +106,7 @@ func TestRevisionIsContent(t *testing.T) {
 	if !strings.HasPrefix(r1, "git tree ") || rev(clone) != r1 {
 		t.Fatalf("same commit, revisions %q and %q", r1, rev(clone))
 	}
-	mustWrite(t, filepath.Join(clone, "new.txt"), "untracked\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(clone, "new.txt"), "untracked\n", 0o644)
 	r2 := rev(clone)
 	if r2 == r1 {
 		t.Error("an untracked file does not change the revision")
@@ -118,7 +119,7 @@ func TestRevisionIsContent(t *testing.T) {
 		t.Errorf("subfolder revision %q", sub)
 	}
 	plain := t.TempDir()
-	mustWrite(t, filepath.Join(plain, "a/b.txt"), "x", 0o644)
+	testutil.WriteFile(t, filepath.Join(plain, "a/b.txt"), "x", 0o644)
 	p1 := rev(plain)
 	os.Chmod(filepath.Join(plain, "a/b.txt"), 0o755)
 	if p2 := rev(plain); !strings.HasPrefix(p1, "sha256 ") || p2 == p1 {

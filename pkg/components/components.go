@@ -14,6 +14,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
 // Type is how a component's source is obtained.
@@ -22,7 +24,7 @@ type Type string
 // Component types.
 const (
 	Git     Type = "git"     // SOURCE is a clone URL, VERSION a tag, branch or commit
-	Release Type = "release" // SOURCE is a URL of a binary or tarball, SHA256 required
+	Release Type = "release" // SOURCE is a URL of a binary or tarball, a checksum required
 	Local   Type = "local"   // SOURCE is a path, relative to the project root
 )
 
@@ -87,8 +89,10 @@ type Component struct {
 	Build   BuildSpec
 	// InstallPath is the absolute path of the binary in the image.
 	InstallPath string
-	// SHA256 pins a release download (lowercase hex).
-	SHA256 string
+	// Checksum pins a release download: a sha256 (lowercase hex), or
+	// "md5:<hex>" for an upstream that publishes nothing stronger (see
+	// download.ParseChecksum).
+	Checksum string
 	// Dynamic allows a dynamically linked binary (the `dynamic` flag).
 	Dynamic bool
 	// File and Line locate the entry, for messages.
@@ -100,20 +104,28 @@ type Component struct {
 func (c Component) Where() string { return fmt.Sprintf("%s:%d", c.File, c.Line) }
 
 var (
-	nameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	sha256Re = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	// Items of BUILD must not smuggle options or shell syntax into the
 	// commands they become.
 	itemRe = regexp.MustCompile(`^[A-Za-z0-9_./+@-]+$`)
 )
 
+// Format is the sources.conf line format, and FormatExample a line in it,
+// which every parse error ends with.
+const (
+	Format        = "TYPE NAME SOURCE VERSION BUILD INSTALL_PATH [SHA256] [dynamic]"
+	FormatExample = "git zinit https://github.com/threefoldtech/zinit v0.2.28 cargo-musl:zinit /sbin/zinit"
+)
+
 // Parse reads sources.conf: one component per line, whitespace-separated
 // fields `TYPE NAME SOURCE VERSION BUILD INSTALL_PATH [SHA256] [dynamic]`,
 // `#` starting a comment. filename is used in messages ("file:line: ...");
-// every bad line is reported at once.
+// every bad line is reported at once, followed by the expected format and
+// an example line.
 func Parse(r io.Reader, filename string) ([]Component, error) {
 	var comps []Component
 	var errs []error
+	badLine := false
 	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
@@ -124,6 +136,7 @@ func Parse(r io.Reader, filename string) ([]Component, error) {
 		c, err := parseLine(fields)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: %w", filename, n, err))
+			badLine = true
 			continue
 		}
 		if prev, dup := seen[c.Name]; dup {
@@ -136,6 +149,10 @@ func Parse(r io.Reader, filename string) ([]Component, error) {
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("read %s: %w", filename, err))
+	}
+	if badLine {
+		errs = append(errs, fmt.Errorf("%s: each line is %s, separated by blanks (the README's sources.conf section explains the fields), e.g.\n  %s",
+			filename, Format, FormatExample))
 	}
 	return comps, errors.Join(errs...)
 }
@@ -153,7 +170,11 @@ func stripComment(line string) string {
 
 func parseLine(f []string) (Component, error) {
 	if len(f) < 6 || len(f) > 8 {
-		return Component{}, fmt.Errorf("want TYPE NAME SOURCE VERSION BUILD INSTALL_PATH [SHA256] [dynamic], got %d fields", len(f))
+		if len(f) < 6 && looksSeparated(f) {
+			return Component{}, fmt.Errorf("got %d fields, in the original's colon- or pipe-separated form, which is not read: "+
+				"the fields are now separated by blanks", len(f))
+		}
+		return Component{}, fmt.Errorf("want %s, got %d fields", Format, len(f))
 	}
 	c := Component{Type: Type(f[0]), Name: f[1], Source: f[2], Version: f[3], InstallPath: f[5]}
 	if c.Version == "-" {
@@ -163,10 +184,11 @@ func parseLine(f []string) (Component, error) {
 		switch {
 		case extra == "dynamic" && !c.Dynamic:
 			c.Dynamic = true
-		case sha256Re.MatchString(extra) && c.SHA256 == "":
-			c.SHA256 = strings.ToLower(extra)
+		case c.Checksum == "" && isChecksum(extra):
+			sum, _ := download.ParseChecksum(extra)
+			c.Checksum = sum.String()
 		default:
-			return Component{}, fmt.Errorf("unexpected field %q (want a sha256 or the flag dynamic)", extra)
+			return Component{}, fmt.Errorf("unexpected field %q (want a sha256, md5:<hex> or the flag dynamic)", extra)
 		}
 	}
 	if !nameRe.MatchString(c.Name) {
@@ -181,6 +203,13 @@ func parseLine(f []string) (Component, error) {
 		return Component{}, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	return c, nil
+}
+
+// looksSeparated spots a line of the original's sources.conf, whose fields
+// were joined by ':' or '|' (git:zinit:https://...:v0.2.28:build_zinit).
+func looksSeparated(f []string) bool {
+	line := strings.Join(f, " ")
+	return strings.Contains(line, "|") || strings.Count(strings.ReplaceAll(line, "://", ""), ":") >= 3
 }
 
 func (c Component) check() error {
@@ -199,28 +228,38 @@ func (c Component) check() error {
 		if c.Build.Kind == None && c.Build.Bin == "" {
 			return errors.New("BUILD none for a git component needs bin=PATH")
 		}
-		if c.SHA256 != "" {
-			return errors.New("a sha256 pins release downloads only")
+		if c.Checksum != "" {
+			return errors.New("a checksum pins release downloads only")
 		}
 	case Release:
 		u, err := url.Parse(c.Source)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
 			return fmt.Errorf("release SOURCE must be an http, https or file URL")
 		}
-		if c.SHA256 == "" {
-			return errors.New("release component needs a SHA256 (7th field)")
+		if c.Checksum == "" {
+			return errors.New("release component needs a SHA256 (7th field; md5:<hex> when upstream publishes only an MD5)")
 		}
 		if c.Build.Kind != None {
 			return fmt.Errorf("release component is prebuilt: BUILD must be none, got %s", c.Build.Kind)
 		}
 	case Local:
-		if c.SHA256 != "" {
-			return errors.New("a sha256 pins release downloads only")
+		if c.Checksum != "" {
+			return errors.New("a checksum pins release downloads only")
 		}
 	default:
 		return fmt.Errorf("unknown TYPE %q (want git, release or local)", c.Type)
 	}
 	return nil
+}
+
+// isChecksum tells a checksum field from a misplaced one: a 64-digit hex,
+// or sha256:/md5: followed by the right number of hex digits.
+func isChecksum(s string) bool {
+	if !strings.Contains(s, ":") && len(s) != 64 {
+		return false
+	}
+	_, err := download.ParseChecksum(s)
+	return err == nil
 }
 
 func parseBuild(s string) (BuildSpec, error) {

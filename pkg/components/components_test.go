@@ -34,7 +34,7 @@ git    sc       ../repo   abc123   script:scripts/b.sh   /usr/sbin/sc
 	if my.Build.Dir != "myceliumd" || my.Build.Bin != "mycelium" || my.Build.String() != "cargo-musl:dir=myceliumd,bin=mycelium" {
 		t.Errorf("mycelium = %+v", my.Build)
 	}
-	if corex.SHA256 != "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789" || corex.Source != "https://example.org/corex#frag" {
+	if corex.Checksum != "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789" || corex.Source != "https://example.org/corex#frag" {
 		t.Errorf("corex = %+v", corex)
 	}
 	if !tool.Dynamic || tool.Version != "" || tool.Build.Arg != "./cmd/x" || tool.Type != Local {
@@ -55,6 +55,8 @@ func TestParseErrors(t *testing.T) {
 		{"git zinit url v1 cargo-musl sbin/zinit", "clean absolute path"},
 		{"git zinit url v1 cargo-musl /sbin/../zinit", "clean absolute path"},
 		{"release corex https://x/corex 1 none /usr/bin/corex", "needs a SHA256"},
+		{"release corex https://x/corex 1 none /usr/bin/corex md5:1234", `unexpected field "md5:1234"`},
+		{"release corex https://x/corex 1 none /usr/bin/corex sha1:" + strings.Repeat("a", 40), "unexpected field"},
 		{"release corex ftp://x/corex 1 none /usr/bin/corex " + sha, "http, https or file URL"},
 		{"release corex https://x/corex 1 go /usr/bin/corex " + sha, "BUILD must be none"},
 		{"git zinit url v1 cargo-musl /sbin/zinit " + sha, "pins release downloads only"},
@@ -72,6 +74,27 @@ func TestParseErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "sources.conf:2: ") || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: err = %v, want sources.conf:2 and %q", tt.line, err, tt.want)
 		}
+	}
+	// The original's separated lines are named as such, and every error
+	// ends with the format and an example line.
+	for _, line := range []string{
+		"git:zinit:https://github.com/threefoldtech/zinit:v0.2.28:build_zinit",
+		"git|zinit|https://github.com/threefoldtech/zinit|v0.2.28|build_zinit",
+	} {
+		_, err := Parse(strings.NewReader(line+"\n"), "config/sources.conf")
+		want := []string{
+			"config/sources.conf:1: got 1 fields, in the original's colon- or pipe-separated form, which is not read",
+			"config/sources.conf: each line is TYPE NAME SOURCE VERSION BUILD INSTALL_PATH [SHA256] [dynamic], separated by blanks",
+			"\n  git zinit https://github.com/threefoldtech/zinit v0.2.28 cargo-musl:zinit /sbin/zinit",
+		}
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: err = %v, want %q", line, err, w)
+			}
+		}
+	}
+	if _, err := Parse(strings.NewReader(FormatExample+"\n"), "s.conf"); err != nil {
+		t.Errorf("the example line does not parse: %v", err)
 	}
 	// Every bad line is reported, duplicates included.
 	_, err := Parse(strings.NewReader("git a u v go /a\ngit a u v go /b\nbad\n"), "s.conf")

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 )
 
@@ -54,11 +54,15 @@ func verifyOne(c Component, p string) error {
 	if info.Machine != elf.EM_X86_64 {
 		problems = append(problems, fmt.Errorf("%w (machine %s)", ErrWrongMachine, info.Machine))
 	}
-	// Static PIE (Rust's musl target) is ET_DYN without an interpreter.
-	if info.Type != elf.ET_EXEC && info.Type != elf.ET_DYN {
+	// A static PIE (Rust's musl target, glibc's crt-static) is ET_DYN
+	// without an interpreter, like a shared library: its PIE flag tells.
+	switch {
+	case info.Type == elf.ET_DYN && !info.PIE && info.Interp == "":
+		problems = append(problems, fmt.Errorf("%w (a shared library: ET_DYN without the PIE flag)", ErrNotExecutable))
+	case info.Type != elf.ET_EXEC && info.Type != elf.ET_DYN:
 		problems = append(problems, fmt.Errorf("%w (type %s)", ErrNotExecutable, info.Type))
 	}
-	if !info.Static() && !c.Dynamic {
+	if (!info.Static() || len(info.Needed) > 0) && !c.Dynamic {
 		problems = append(problems, fmt.Errorf("%w (interpreter %s, needs %s); mark the line dynamic if intended",
 			ErrNotStatic, info.Interp, strings.Join(info.Needed, " ")))
 	}
@@ -107,34 +111,21 @@ func stripped(ctx context.Context, c Component, opt Options) (string, error) {
 	return dst, nil
 }
 
+// install copies src to rel inside r through a temporary file: an existing
+// symlink at rel is replaced, never followed.
 func install(r *os.Root, src, rel string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := r.MkdirAll(path.Dir(rel), 0o755); err != nil {
-		return err
-	}
-	tmp := path.Join(path.Dir(rel), "."+path.Base(rel)+".tmp")
-	_ = r.Remove(tmp)
-	out, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	out, err := fsutil.CreateIn(r, rel, 0o755)
 	if err != nil {
 		return err
 	}
+	defer out.Cleanup()
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		r.Remove(tmp)
 		return err
 	}
-	if err := out.Chmod(0o755); err != nil {
-		out.Close()
-		r.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		r.Remove(tmp)
-		return err
-	}
-	return r.Rename(tmp, rel)
+	return out.Commit()
 }

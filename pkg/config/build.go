@@ -8,23 +8,25 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Build holds the typed, validated values of config/build.conf. The struct
 // tags are the single description of every key: its name, default, check and
-// documentation (the README's config reference is printed from them by
-// `mage config:reference`).
+// documentation (Reference lists them; a test keeps the README's config
+// reference in step with them).
 type Build struct {
 	AlpineVersion           string `key:"ALPINE_VERSION" default:"3.22" check:"version" doc:"Alpine release branch; the mirror path is v<ALPINE_VERSION>"`
 	AlpineMirror            string `key:"ALPINE_MIRROR" default:"https://dl-cdn.alpinelinux.org/alpine" check:"url" doc:"Alpine mirror base URL (http, https or file)"`
 	AlpineArch              string `key:"ALPINE_ARCH" default:"x86_64" check:"enum:x86_64" doc:"target architecture; the kernel config and components are x86_64"`
 	AlpineMinirootfsVersion string `key:"ALPINE_MINIROOTFS_VERSION" check:"version" doc:"pin an exact minirootfs release (e.g. 3.22.1); empty reads latest-releases.yaml"`
 	AlpineMinirootfsSHA256  string `key:"ALPINE_MINIROOTFS_SHA256" check:"sha256" doc:"sha256 of the pinned minirootfs tarball; required with ALPINE_MINIROOTFS_VERSION"`
+	AlpineExtraKeys         string `key:"ALPINE_EXTRA_KEYS" check:"path" doc:"folder of apk signing keys (*.rsa.pub) trusted besides Alpine's own, which are built in: a private or test mirror's key; empty trusts Alpine's keys only"`
 
 	KernelVersion       string `key:"KERNEL_VERSION" default:"6.12.44" check:"version" doc:"upstream kernel version; FULL_VERSION adds CONFIG_LOCALVERSION from config/kernel.config"`
-	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc"`
+	KernelSourceURL     string `key:"KERNEL_SOURCE_URL" default:"https://cdn.kernel.org/pub/linux/kernel/v6.x/" check:"url" doc:"directory holding linux-<KERNEL_VERSION>.tar.xz and sha256sums.asc, or its parent (the original's https://cdn.kernel.org/pub/linux/kernel): v<major>.x/ is then tried too"`
 	KernelSHA256        string `key:"KERNEL_SHA256" check:"sha256" doc:"pin the kernel tarball's sha256; empty trusts the mirror's sha256sums.asc"`
 	KernelSourceTarball string `key:"KERNEL_SOURCE_TARBALL" check:"file" doc:"use this local kernel tarball instead of downloading (any top folder name)"`
 	KernelModulesDir    string `key:"KERNEL_MODULES_DIR" check:"dir" doc:"use a prebuilt modules tree (a directory holding lib/modules/<ver>) instead of building modules"`
@@ -42,9 +44,14 @@ type Build struct {
 	UPXBinaries    []string `key:"UPX_BINARIES" check:"inroot" doc:"space-separated in-image paths UPX compresses; empty means every component's INSTALL_PATH"`
 	ZeroOSBranding bool     `key:"ZEROOS_BRANDING" default:"true" doc:"write /etc/issue and /etc/motd and make root passwordless"`
 
-	FirmwareTag string `key:"FIRMWARE_TAG" check:"tag" doc:"name of the firmware flist (firmware-<tag>.fl); empty uses the date"`
-	EnableRFS   bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
-	RFSJobs     int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
+	FirmwareTag         string `key:"FIRMWARE_TAG" check:"tag" doc:"name of the firmware flist (firmware-<tag>.fl); empty uses the date"`
+	FirmwareFlistSource string `key:"FIRMWARE_FLIST_SOURCE" default:"alpine" check:"enum:alpine|local" doc:"what the firmware flist packs: alpine = every linux-firmware* package of the mirror, FIRMWARE_DIR's files on top; local = FIRMWARE_DIR alone, or the image's /lib/firmware when FIRMWARE_DIR is empty (before 2025-09)"`
+	EnableRFS           bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
+	RFSJobs             int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
+	// LocalStoreRoute keeps flists packed without rfs.conf independent of
+	// the work tree's path (the store's own route would be dir://<its
+	// absolute path>), so the same inputs give the same flists anywhere.
+	LocalStoreRoute string `key:"LOCAL_STORE_ROUTE" default:"http://10.0.2.100/" check:"route" doc:"without rfs.conf: the route written into the flists, where nodes read the blobs of DIST_DIR/flists/store (the default is where runit.sh --store serves that store to a VM); empty writes the store's own dir://<absolute path>"`
 
 	Jobs            int    `key:"JOBS" check:"min:0" doc:"parallel jobs for make and component builds; empty or 0 uses the number of CPUs"`
 	SourceDateEpoch *int64 `key:"SOURCE_DATE_EPOCH" check:"min:0" doc:"fixed timestamp (seconds) for reproducible archives"`
@@ -65,25 +72,34 @@ type keySpec struct {
 	Doc      string
 	Required bool
 	Secret   bool
-	field    int
+	index    []int // of the field, through embedded structs
 }
 
-// keysOf describes the tagged fields of the struct type of v.
+// keysOf describes the tagged fields of the struct type of v, those of
+// embedded structs included (RFS embeds store.S3Config).
 func keysOf(v any) []keySpec {
-	t := reflect.TypeOf(v)
-	specs := make([]keySpec, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Tag.Get("key") == "" {
-			continue
+	var specs []keySpec
+	var walk func(t reflect.Type, prefix []int)
+	walk = func(t reflect.Type, prefix []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			index := append(slices.Clone(prefix), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, index)
+				continue
+			}
+			if f.Tag.Get("key") == "" {
+				continue
+			}
+			specs = append(specs, keySpec{
+				Name: f.Tag.Get("key"), Default: f.Tag.Get("default"),
+				Check: f.Tag.Get("check"), Doc: f.Tag.Get("doc"),
+				Required: f.Tag.Get("required") == "true", Secret: f.Tag.Get("secret") == "true",
+				index: index,
+			})
 		}
-		specs = append(specs, keySpec{
-			Name: f.Tag.Get("key"), Default: f.Tag.Get("default"),
-			Check: f.Tag.Get("check"), Doc: f.Tag.Get("doc"),
-			Required: f.Tag.Get("required") == "true", Secret: f.Tag.Get("secret") == "true",
-			field: i,
-		})
 	}
+	walk(reflect.TypeOf(v), nil)
 	return specs
 }
 
@@ -100,10 +116,10 @@ func (k keySpec) set(dst any, raw, root string) error {
 	if k.Required && raw == "" {
 		return fmt.Errorf("required, got an empty value")
 	}
-	v := reflect.ValueOf(dst).Elem().Field(k.field)
+	v := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
 	switch v.Kind() {
 	case reflect.Bool:
-		x, err := parseBool(raw)
+		x, err := ParseBool(raw)
 		if err != nil {
 			return err
 		}
@@ -146,7 +162,10 @@ func (k keySpec) set(dst any, raw, root string) error {
 	return nil
 }
 
-func parseBool(raw string) (bool, error) {
+// ParseBool is how every boolean of the build is read, in the config files
+// and in the environment (FORCE, DEEP, JSON): true/false, 1/0, yes/no,
+// on/off, in any case. Anything else is an error that quotes it.
+func ParseBool(raw string) (bool, error) {
 	switch strings.ToLower(raw) {
 	case "true", "1", "yes", "on":
 		return true, nil
@@ -240,6 +259,8 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		return raw, checkStoreURL(raw)
 	case "remoteurl":
 		return raw, checkRemoteURL(raw)
+	case "route":
+		return raw, checkRoute(raw)
 	case "workdir":
 		return checkWorkDir(raw, root)
 	case "path":
@@ -256,6 +277,31 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		return p, nil
 	}
 	return raw, nil
+}
+
+// checkRoute accepts the store URLs an flist route may hold: dir:// with
+// an absolute path, http(s):// with a host, s3:// or s3s:// with host:port.
+func checkRoute(raw string) error {
+	u, err := url.Parse(raw)
+	if err == nil {
+		switch u.Scheme {
+		case "dir":
+			if u.Host == "" && strings.HasPrefix(u.Path, "/") {
+				return nil
+			}
+			return fmt.Errorf("want dir:///absolute/path (three slashes), got %q", raw)
+		case "http", "https":
+			if u.Host != "" {
+				return nil
+			}
+		case "s3", "s3s":
+			if u.Port() != "" {
+				return nil
+			}
+			return fmt.Errorf("an s3 route needs a port, got %q", raw)
+		}
+	}
+	return fmt.Errorf("want a store URL (dir:///path, http://host/, https://host/path, s3://host:port/bucket), got %q", raw)
 }
 
 // checkWorkDir resolves a work directory against the project root (never the
@@ -304,7 +350,7 @@ func (b *Build) finish() {
 // fieldText is a key's typed value as text (paths absolute, sizes in bytes),
 // which is what stages fingerprint.
 func fieldText(dst any, k keySpec) string {
-	v := reflect.ValueOf(dst).Elem().Field(k.field)
+	v := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return ""

@@ -112,7 +112,7 @@ func Load(opt Options) (*Config, error) {
 	if err := c.loadCache(env, opt.Environ); err != nil {
 		errs = append(errs, err)
 	}
-	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware} {
+	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware, c.checkMoved} {
 		if err := load(); err != nil {
 			errs = append(errs, err)
 		}
@@ -133,6 +133,20 @@ func (c *Config) Path(name string) string {
 		}
 	}
 	return filepath.Join(c.Root, "config", name)
+}
+
+// ProfileDir returns the profile's folder name (config/profiles/<profile>/
+// <name>) when the profile has one, else "": a folder the profile adds to
+// the shipped one, such as its zinit units.
+func (c *Config) ProfileDir(name string) string {
+	if c.Profile == "" {
+		return ""
+	}
+	p := filepath.Join(c.profileDir(), name)
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		return ""
+	}
+	return p
 }
 
 func (c *Config) profileDir() string {
@@ -291,6 +305,9 @@ func (c *Config) apply(dst any, keys []keySpec, raw map[string]rawValue, record 
 			v = rawValue{text: k.Default}
 		}
 		if err := k.set(dst, v.text, c.Root); err != nil {
+			if k.Secret && v.text != "" {
+				err = fmt.Errorf("invalid value (not shown: %s is a secret)", k.Name)
+			}
 			where := v.origin.String()
 			if !ok {
 				where = "default"

@@ -160,6 +160,9 @@ func TestBuildConfErrors(t *testing.T) {
 		{"work dir is root", "DIST_DIR=/\n", nil, []string{"config/build.conf:1: DIST_DIR:", "would contain the project itself"}},
 		{"work dir inside sources", "KERNEL_DIR=config/kernel\n", nil, []string{"config/build.conf:1: KERNEL_DIR:", "inside the source folder config/"}},
 		{"missing tarball", "KERNEL_SOURCE_TARBALL=/nonexistent/linux.tar.xz\n", nil, []string{"config/build.conf:1: KERNEL_SOURCE_TARBALL: /nonexistent/linux.tar.xz: no such file or directory"}},
+		{"relative dir route", "LOCAL_STORE_ROUTE=dir://dist/store\n", nil, []string{"config/build.conf:1: LOCAL_STORE_ROUTE: want dir:///absolute/path"}},
+		{"route without port", "LOCAL_STORE_ROUTE=s3://h/b\n", nil, []string{"LOCAL_STORE_ROUTE: an s3 route needs a port"}},
+		{"not a route", "LOCAL_STORE_ROUTE=ftp://h/\n", nil, []string{"LOCAL_STORE_ROUTE: want a store URL"}},
 		{"half a pin", "ALPINE_MINIROOTFS_VERSION=3.22.1\n", nil, []string{"config/build.conf:1: ALPINE_MINIROOTFS_VERSION and ALPINE_MINIROOTFS_SHA256 pin a release together"}},
 	}
 	for _, tt := range tests {
@@ -200,6 +203,7 @@ func TestProfileOverlay(t *testing.T) {
 		"profiles/offline/packages.list": "",
 		"packages.list":                  "busybox\n",
 		"profiles/empty/.keep":           "",
+		"profiles/offline/zinit/x.yaml":  "exec: /bin/true\n",
 	})
 	c, err := Load(Options{Root: root, Profile: "offline", Environ: []string{}})
 	if err != nil {
@@ -216,6 +220,12 @@ func TestProfileOverlay(t *testing.T) {
 	}
 	if o := c.Origin("JOBS"); o.File != "config/profiles/offline/build.conf" || o.Line != 1 {
 		t.Errorf("origin = %v", o)
+	}
+	if d := c.ProfileDir("zinit"); d != filepath.Join(root, "config/profiles/offline/zinit") {
+		t.Errorf("ProfileDir(zinit) = %q", d)
+	}
+	if d := c.ProfileDir("firmware"); d != "" {
+		t.Errorf("ProfileDir of a folder the profile lacks = %q", d)
 	}
 	if _, err := Load(Options{Root: root, Profile: "missing", Environ: []string{}}); err == nil || !strings.Contains(err.Error(), "config/profiles/missing is not a directory") {
 		t.Errorf("missing profile: %v", err)
@@ -279,8 +289,13 @@ func TestRFSConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := c.RFS
-	if r == nil || r.S3SecretKey != secret || r.RouteEndpoint != "http://127.0.0.1:9000" || r.RoutePath != "/zos/blobs" || r.RouteRegion != "garage" || r.ManifestsSubpath != "manifests" {
+	if r == nil || r.SecretKey != secret || r.Region != "garage" || r.ManifestsSubpath != "manifests" || r.UploadManifests {
 		t.Fatalf("rfs: %+v", r)
+	}
+	// The defaults and the route endpoint taken from S3_ENDPOINT, as the
+	// route written into flists.
+	if route, err := r.RouteURL(); err != nil || route != "s3://127.0.0.1:9000/zos/blobs?region=garage" {
+		t.Errorf("route %q, %v", route, err)
 	}
 
 	noRFS := project(t, map[string]string{"build.conf": ""})
@@ -311,6 +326,16 @@ func TestShippedConfig(t *testing.T) {
 	}
 	if len(c.Warnings) > 0 {
 		t.Errorf("warnings: %v", c.Warnings)
+	}
+	// A first build must not fail by design: no release is pinned to a
+	// checksum nothing can match. corex publishes only an MD5.
+	for _, comp := range c.Components {
+		if comp.Type == "release" && strings.Trim(strings.TrimPrefix(comp.Checksum, "md5:"), "0") == "" {
+			t.Errorf("%s: %s is pinned to an all-zero checksum", comp.Where(), comp.Name)
+		}
+		if comp.Name == "corex" && comp.Checksum != "md5:6427daa42cf93ba65d0377e29ea57148" {
+			t.Errorf("%s: corex pinned to %q, want the MD5 upstream publishes", comp.Where(), comp.Checksum)
+		}
 	}
 }
 

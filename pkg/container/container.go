@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -42,6 +43,10 @@ type Options struct {
 	// Env names environment variables to pass through (values are taken
 	// from this process's environment by the runtime, never written out).
 	Env []string
+	// Set are NAME=VALUE pairs the command sees instead of this process's
+	// value. They are put in the runtime's own environment and passed by
+	// name like Env, so this process's environment is left alone.
+	Set []string
 	// Mounts are extra host:container[:options] bind mounts, e.g. a
 	// CACHE_DIR outside the repository.
 	Mounts []string
@@ -112,6 +117,12 @@ func RunArgs(opt Options, image string, command []string) []string {
 	for _, e := range opt.Env {
 		args = append(args, "--env", e)
 	}
+	for _, kv := range opt.Set {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(opt.Env, name) {
+			args = append(args, "--env", name)
+		}
+	}
 	args = append(args, image)
 	return append(args, command...)
 }
@@ -146,14 +157,19 @@ func Run(ctx context.Context, opt Options, command []string) error {
 	if err != nil {
 		return err
 	}
-	if err := runInherit(ctx, opt.program(), RunArgs(opt, image, command)); err != nil {
+	if err := runInherit(ctx, opt.program(), RunArgs(opt, image, command), opt.Set...); err != nil {
 		return fmt.Errorf("%s run %s: %w", opt.Runtime, strings.Join(command, " "), err)
 	}
 	return nil
 }
 
-func runInherit(ctx context.Context, program string, args []string) error {
+// runInherit runs program with this process's standard streams and
+// environment, plus set (NAME=VALUE, overriding).
+func runInherit(ctx context.Context, program string, args []string, set ...string) error {
 	cmd := exec.CommandContext(ctx, program, args...)
+	if len(set) > 0 {
+		cmd.Env = append(os.Environ(), set...)
+	}
 	cmd.Stdin = os.Stdin
 	cmd.Stdout = os.Stdout
 	var stderr bytes.Buffer

@@ -85,6 +85,32 @@ func TestContractRunBuildsImageOnceAndMountsRepo(t *testing.T) {
 	}
 }
 
+// Set values reach the command by name through the runtime's own
+// environment; the caller's environment is left as it was.
+func TestContractSetPassesValueWithoutChangingCaller(t *testing.T) {
+	opt, record := setup(t, "podman")
+	// This runtime also records what it would hand the container.
+	script := fakeRuntime + `if [ "$1" = run ]; then echo "CONTAINER_RUNTIME=$CONTAINER_RUNTIME" >> "$RUNTIME_RECORD"; fi` + "\n"
+	if err := os.WriteFile(opt.Program, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONTAINER_RUNTIME", "podman")
+	opt.Set = []string{"CONTAINER_RUNTIME=none"}
+	if err := Run(context.Background(), opt, []string{"go", "run", "magefile.go", "build"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(record)
+	if !strings.Contains(string(b), "--env CONTAINER_RUNTIME ") || !strings.Contains(string(b), "CONTAINER_RUNTIME=none\n") {
+		t.Errorf("the container does not get CONTAINER_RUNTIME=none:\n%s", b)
+	}
+	if strings.Contains(string(b), "--env CONTAINER_RUNTIME=") {
+		t.Errorf("the value went on the command line:\n%s", b)
+	}
+	if got := os.Getenv("CONTAINER_RUNTIME"); got != "podman" {
+		t.Errorf("the caller's CONTAINER_RUNTIME became %q", got)
+	}
+}
+
 func TestImageTagFollowsContainerfile(t *testing.T) {
 	opt, _ := setup(t, "podman")
 	a, _ := Image(opt)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -102,7 +101,7 @@ func TestRecordSizeIsExact(t *testing.T) {
 func TestGNUList(t *testing.T) {
 	testutil.RequireTool(t, "cpio")
 	entries := sample()
-	out := run(t, "", writeArchive(t, entries), "cpio", "-itvn", "--quiet")
+	out := testutil.Run(t, "", writeArchive(t, entries), "cpio", "-itvn", "--quiet")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(entries) {
 		t.Fatalf("cpio lists %d entries, wrote %d:\n%s", len(lines), len(entries), out)
@@ -155,7 +154,7 @@ func TestGNUExtract(t *testing.T) {
 	testutil.RequireTool(t, "cpio")
 	entries := sample()
 	dir := t.TempDir()
-	run(t, dir, writeArchive(t, entries), "cpio", "-id", "--quiet", "--no-absolute-filenames", "-f", "dev/*", "run/fifo")
+	testutil.Run(t, dir, writeArchive(t, entries), "cpio", "-id", "--quiet", "--no-absolute-filenames", "-f", "dev/*", "run/fifo")
 	for _, e := range entries {
 		h := e.hdr
 		if h.Type() == cpio.TypeChar || h.Type() == cpio.TypeBlock || h.Type() == cpio.TypeFIFO {
@@ -201,13 +200,13 @@ func TestGNUExtract(t *testing.T) {
 func TestReadGNUArchive(t *testing.T) {
 	testutil.RequireTool(t, "cpio")
 	dir := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(dir, "a/b"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "a/b/file"), []byte("content of a file\n"), 0o640))
-	must(t, os.WriteFile(filepath.Join(dir, "a/odd"), bytes.Repeat([]byte("x"), 4097), 0o600))
-	must(t, os.Link(filepath.Join(dir, "a/b/file"), filepath.Join(dir, "a/hard")))
-	must(t, os.Symlink("b/file", filepath.Join(dir, "a/link")))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "a/b"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "a/b/file"), []byte("content of a file\n"), 0o640))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "a/odd"), bytes.Repeat([]byte("x"), 4097), 0o600))
+	testutil.Must(t, os.Link(filepath.Join(dir, "a/b/file"), filepath.Join(dir, "a/hard")))
+	testutil.Must(t, os.Symlink("b/file", filepath.Join(dir, "a/link")))
 	names := "a\na/b\na/b/file\na/hard\na/link\na/odd\n"
-	archive := run(t, dir, []byte(names), "cpio", "-o", "-H", "newc", "--quiet")
+	archive := testutil.Run(t, dir, []byte(names), "cpio", "-o", "-H", "newc", "--quiet")
 
 	r := cpio.NewReader(strings.NewReader(archive))
 	var got []string
@@ -221,12 +220,12 @@ func TestReadGNUArchive(t *testing.T) {
 		}
 		got = append(got, h.Name)
 		fi, err := os.Lstat(filepath.Join(dir, h.Name))
-		must(t, err)
+		testutil.Must(t, err)
 		if want := cpio.ModeOf(fi.Mode()); h.Mode != want {
 			t.Errorf("%s: mode %o, want %o", h.Name, h.Mode, want)
 		}
 		body, err := io.ReadAll(r)
-		must(t, err)
+		testutil.Must(t, err)
 		switch {
 		case h.Type() == cpio.TypeSymlink:
 			if target, _ := os.Readlink(filepath.Join(dir, h.Name)); h.Linkname != target || len(body) != 0 {
@@ -339,26 +338,5 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := r.Next(); err != io.EOF {
 		t.Errorf("after the last entry: %v, want io.EOF", err)
-	}
-}
-
-func run(t *testing.T, dir string, stdin []byte, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -22,6 +22,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -50,7 +53,8 @@ func (e *StatusError) Unwrap() error { return ErrStatus }
 const MaxBytes = 256 << 20
 
 // Options configure a Fetcher. The zero value (apart from CacheDir, which
-// File needs) is sensible: http.DefaultClient, 3 retries, no progress output.
+// File needs) is sensible: a client with bounded waits, 3 retries, no
+// progress output.
 type Options struct {
 	// CacheDir holds downloaded files; File needs it, Bytes does not.
 	CacheDir string
@@ -59,8 +63,12 @@ type Options struct {
 	// Retries is how many times a transient failure is retried after the
 	// first attempt: 0 means 3, a negative value means none.
 	Retries int
-	// Client makes the requests; nil means http.DefaultClient.
+	// Client makes the requests; nil means a client with the bounded waits
+	// of Timeouts (package httpclient).
 	Client *http.Client
+	// Timeouts bound the connect, TLS handshake, response headers and every
+	// read of the default client; zero fields take httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// Backoff is the wait before the first retry, doubled for each next one
 	// (capped at 30 s); 0 means 1 s.
 	Backoff time.Duration
@@ -80,7 +88,7 @@ type Fetcher struct {
 // New returns a Fetcher.
 func New(opt Options) *Fetcher {
 	if opt.Client == nil {
-		opt.Client = http.DefaultClient
+		opt.Client = httpclient.NewClient(httpclient.Options{Timeouts: opt.Timeouts})
 	}
 	switch {
 	case opt.Retries == 0:
@@ -91,39 +99,38 @@ func New(opt Options) *Fetcher {
 	if opt.Backoff <= 0 {
 		opt.Backoff = time.Second
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
-	return &Fetcher{opt: opt, log: log}
+	return &Fetcher{opt: opt, log: logging.OrDiscard(opt.Log)}
 }
 
-// File returns the path of a local, verified copy of rawURL. With sha256hex
-// set, a cached copy whose hash matches is returned without any request, and
-// a download whose hash differs is deleted and reported with an error
-// wrapping ErrChecksum. With sha256hex empty the cached copy is revalidated
-// with a conditional request (ETag / Last-Modified). The returned file
-// belongs to the cache: treat it as read-only.
-func (f *Fetcher) File(ctx context.Context, rawURL, sha256hex string) (string, error) {
+// File returns the path of a local, verified copy of rawURL. checksum pins
+// the file (see ParseChecksum: a sha256 hex, or "md5:<hex>" where upstream
+// publishes only that); a cached copy whose digest matches is returned
+// without any request, and a download whose digest differs is deleted and
+// reported with an error wrapping ErrChecksum. With checksum empty the
+// cached copy is revalidated with a conditional request (ETag /
+// Last-Modified). The returned file belongs to the cache: treat it as
+// read-only.
+func (f *Fetcher) File(ctx context.Context, rawURL, checksum string) (string, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return "", err
 	}
-	safe := Redact(rawURL)
-	want := strings.ToLower(strings.TrimSpace(sha256hex))
-	if want != "" && !isSHA256(want) {
-		return "", fmt.Errorf("download %s: invalid sha256 %q", safe, sha256hex)
+	safe := redact.MaskURL(rawURL)
+	want, err := ParseChecksum(checksum)
+	if err != nil {
+		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
 	if f.opt.CacheDir == "" {
 		return "", fmt.Errorf("download %s: no cache directory configured", safe)
 	}
-	dst := f.cachePath(u, rawURL, want)
+	dst, err := f.cachePath(u, rawURL, want.String())
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("download %s: %w", safe, err)
 	}
-	if want != "" {
+	if !want.IsZero() {
 		ok, err := f.cachedMatches(dst, want)
 		if err != nil {
 			return "", fmt.Errorf("download %s: %w", safe, err)
@@ -147,7 +154,7 @@ func (f *Fetcher) Bytes(ctx context.Context, rawURL string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	safe := Redact(rawURL)
+	safe := redact.MaskURL(rawURL)
 	var body []byte
 	err = f.retry(ctx, safe, func() error {
 		rc, _, err := f.open(ctx, u, nil)
@@ -174,63 +181,66 @@ func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Parse quotes the input, credentials included.
-		return nil, fmt.Errorf("download %s: invalid URL", Redact(rawURL))
+		return nil, fmt.Errorf("download %s: invalid URL", redact.MaskURL(rawURL))
 	}
 	switch u.Scheme {
 	case "http", "https", "file":
 		return u, nil
 	}
-	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", Redact(rawURL), u.Scheme)
-}
-
-func isSHA256(s string) bool {
-	if len(s) != sha256.Size*2 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
+	return nil, fmt.Errorf("download %s: unsupported URL scheme %q", redact.MaskURL(rawURL), u.Scheme)
 }
 
 // cachePath keys the cache by the full URL (credentials included, since two
-// credentials may see two different files) and the pinned checksum, and
+// credentials may see two different files) and the pinned checksum as
+// written (Checksum.String: a sha256 pin and an md5 pin never share a
+// file), and
 // keeps the URL's base name so the cache is readable by people.
-func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) string {
+// A URL naming no file (an empty path or "/") is cached as "download"; a
+// last element that CheckName refuses ("..", ".", a backslash, NUL) is an
+// error: joined to the cache folder it would name the folder itself or a
+// path outside it.
+func (f *Fetcher) cachePath(u *url.URL, rawURL, want string) (string, error) {
 	sum := sha256.Sum256([]byte(rawURL + "\x00" + want))
-	base := path.Base(u.Path)
-	if base == "." || base == "/" || base == "" {
-		base = "download"
+	base := "download"
+	if strings.Trim(u.Path, "/") != "" {
+		base = path.Base(u.Path)
 	}
-	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base)
+	if err := CheckName(base); err != nil {
+		return "", fmt.Errorf("download %s: the URL's file name: %w", redact.MaskURL(rawURL), err)
+	}
+	return filepath.Join(f.opt.CacheDir, hex.EncodeToString(sum[:12]), base), nil
 }
 
 // cachedMatches reports whether dst exists with the wanted hash. A cached file
 // with a wrong hash (corrupted disk, edited by hand) is removed so it is
 // fetched again.
-func (f *Fetcher) cachedMatches(dst, want string) (bool, error) {
-	got, err := HashFile(dst)
+func (f *Fetcher) cachedMatches(dst string, want Checksum) (bool, error) {
+	got, err := want.hashFile(dst)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if got == want {
+	if got == want.Hex {
 		return true, nil
 	}
 	f.log.WithField("file", dst).Warn("cached download has a wrong checksum; fetching it again")
 	return false, os.Remove(dst)
 }
 
+// CheckName refuses a file name that came from a URL or an index (a
+// mirror's latest-releases.yaml, an APKINDEX) and is to become a local file
+// name: it must not be empty, "." or "..", nor hold '/', '\\' or NUL,
+// any of which would name another folder or a path outside the one meant.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("unsafe file name %q", name)
+	}
+	return nil
+}
+
 // HashFile returns the lowercase hex sha256 of the file at path.
 func HashFile(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return Checksum{Algo: "sha256"}.hashFile(path)
 }

@@ -2,7 +2,6 @@ package download
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
@@ -61,24 +61,30 @@ func (p *partial) reset() error {
 	return nil
 }
 
-func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want string) error {
+func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst string, want Checksum) error {
 	var cached validators
-	if want == "" {
+	if want.IsZero() {
 		cached = readValidators(dst)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
+	// A pinned download is checked again whenever it is reused; an unpinned
+	// one is trusted on a 304 answer, so it is synced before its
+	// validators vouch for it (see fsutil).
+	var opts []fsutil.Option
+	if want.IsZero() {
+		opts = append(opts, fsutil.Sync())
+	}
+	tmp, err := fsutil.Create(dst, 0o644, opts...)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", safe, err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
+	defer tmp.Cleanup()
 
 	var bar *progress.Bar
 	if f.opt.Progress != nil {
 		bar = progress.Start("download "+filepath.Base(dst), 0, progress.Bytes, *f.opt.Progress)
 		defer bar.Finish()
 	}
-	p := &partial{file: tmp, hash: sha256.New()}
+	p := &partial{file: tmp.File, hash: want.newHash()}
 	notModified := false
 	err = f.retry(ctx, safe, func() error {
 		notModified = false
@@ -114,19 +120,13 @@ func (f *Fetcher) fetchFile(ctx context.Context, u *url.URL, safe, dst, want str
 		return nil
 	}
 	got := hex.EncodeToString(p.hash.Sum(nil))
-	if want != "" && got != want {
-		return fmt.Errorf("download %s: %w: expected sha256 %s, got %s", safe, ErrChecksum, want, got)
+	if !want.IsZero() && got != want.Hex {
+		return fmt.Errorf("download %s: %w: expected %s %s, got %s", safe, ErrChecksum, want.Algo, want.Hex, got)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("download %s: %w", safe, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("download %s: %w", safe, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("download %s: %w", safe, err)
-	}
-	if want == "" {
+	if want.IsZero() {
 		if err := writeValidators(dst, validators{ETag: p.etag, LastModified: p.lastMod}); err != nil {
 			return fmt.Errorf("download %s: %w", safe, err)
 		}
@@ -333,9 +333,5 @@ func writeValidators(dst string, v validators) error {
 	if err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return fsutil.WriteFile(p, b, 0o644, fsutil.Sync())
 }

@@ -27,6 +27,10 @@ type Info struct {
 	Needed []string
 	// RPath holds DT_RUNPATH and DT_RPATH entries, split on ':'.
 	RPath []string
+	// PIE is set for a position-independent executable (DF_1_PIE in
+	// DT_FLAGS_1): what tells one, static-pie included, from a shared
+	// library, as both are ET_DYN.
+	PIE bool
 }
 
 // Static reports whether the file needs no program interpreter.
@@ -86,6 +90,13 @@ func Read(path string) (Info, error) {
 	}
 	if info.Needed, err = f.ImportedLibraries(); err != nil {
 		return Info{}, fmt.Errorf("read DT_NEEDED of %s: %w", path, err)
+	}
+	flags, err := f.DynValue(elf.DT_FLAGS_1)
+	if err != nil {
+		return Info{}, fmt.Errorf("read DT_FLAGS_1 of %s: %w", path, err)
+	}
+	for _, v := range flags {
+		info.PIE = info.PIE || elf.DynFlag1(v)&elf.DF_1_PIE != 0
 	}
 	for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
 		vals, err := f.DynString(tag)

@@ -12,17 +12,6 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
 
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestReadDynamicAndStatic(t *testing.T) {
 	cc := testutil.RequireTool(t, "gcc")
 	dir := t.TempDir()

@@ -16,6 +16,9 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // PackageInstaller installs Alpine packages into the image root; the apk
@@ -89,9 +92,7 @@ func Select(ctx context.Context, opt Options) (Selection, error) {
 			return Selection{}, fmt.Errorf("install firmware packages %s: %w", strings.Join(sel.Packages, " "), err)
 		}
 	}
-	if opt.Log != nil {
-		opt.Log.WithFields(logrus.Fields{"repo": sel.FromRepo, "packages": sel.Packages}).Info("firmware selected")
-	}
+	logging.OrDiscard(opt.Log).WithFields(logrus.Fields{"repo": sel.FromRepo, "packages": sel.Packages}).Info("firmware selected")
 	return sel, nil
 }
 
@@ -152,22 +153,7 @@ func mirror(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	old := dst + ".old"
-	if err := os.RemoveAll(old); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		if err := os.Rename(dst, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	return os.RemoveAll(old)
+	return fsutil.ReplaceDir(tmp, dst)
 }
 
 // copyLink recreates a relative symlink whose target stays inside the

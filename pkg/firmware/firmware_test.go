@@ -3,7 +3,6 @@ package firmware
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +39,8 @@ func (r *recorder) Install(_ context.Context, pkgs []string) error {
 
 func TestContractSelectRepoThenPackages(t *testing.T) {
 	repo, root := t.TempDir(), t.TempDir()
-	writeFile(t, filepath.Join(repo, "rtl_nic/rtl8168h-2.fw"), "fw-a")
-	writeFile(t, filepath.Join(repo, "rtl_nic/sub/rtl8125b-2.fw"), "fw-b")
+	testutil.WriteFile(t, filepath.Join(repo, "rtl_nic/rtl8168h-2.fw"), "fw-a", 0o644)
+	testutil.WriteFile(t, filepath.Join(repo, "rtl_nic/sub/rtl8125b-2.fw"), "fw-b", 0o644)
 	if err := os.Symlink("rtl8168h-2.fw", filepath.Join(repo, "rtl_nic/alias.fw")); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func TestSelectErrors(t *testing.T) {
 	if _, err := Select(context.Background(), Options{Entries: []string{"bnx2"}, FirmwareDir: repo, RootDir: root}); err == nil || !strings.Contains(err.Error(), "linux-firmware-bnx2") {
 		t.Errorf("no installer: err = %v", err)
 	}
-	writeFile(t, filepath.Join(repo, "evil/x.fw"), "x")
+	testutil.WriteFile(t, filepath.Join(repo, "evil/x.fw"), "x", 0o644)
 	if err := os.Symlink("../../outside", filepath.Join(repo, "evil/link.fw")); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +122,7 @@ func TestBuildReportRealModules(t *testing.T) {
 	for _, m := range []string{"r8169", "bnx2", "virtio_net"} {
 		p := ix.Path(m)
 		dst := filepath.Join(modDir, p)
-		copyTo(t, filepath.Join(src, p), dst)
+		testutil.CopyFile(t, filepath.Join(src, p), dst, 0o644)
 		out, err := exec.Command(modinfo, "-F", "firmware", dst).Output()
 		if err != nil {
 			t.Fatal(err)
@@ -150,9 +149,9 @@ func TestBuildReportRealModules(t *testing.T) {
 	if len(r8169fw) < 3 {
 		t.Fatalf("r8169 declares %d firmware files, want several", len(r8169fw))
 	}
-	writeFile(t, filepath.Join(root, "lib/firmware", r8169fw[0]), "in image")
-	writeFile(t, filepath.Join(flist, r8169fw[1]+".zst"), "in flist, compressed")
-	rep, err := BuildReport(root, version, flist)
+	testutil.WriteFile(t, filepath.Join(root, "lib/firmware", r8169fw[0]), "in image", 0o644)
+	testutil.WriteFile(t, filepath.Join(flist, r8169fw[1]+".zst"), "in flist, compressed", 0o644)
+	rep, err := BuildReport(root, version, DirTree(flist))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +179,7 @@ func TestBuildReportRealModules(t *testing.T) {
 		t.Errorf("report file:\n%s", b)
 	}
 	// Without a flist source, what is not in the image is missing.
-	rep, err = BuildReport(root, version, "")
+	rep, err = BuildReport(root, version, nil)
 	if err != nil || rep.Count(InFlist) != 0 || rep.Count(Missing) != len(want)-1 {
 		t.Errorf("without flist: %v, missing %d", err, rep.Count(Missing))
 	}
@@ -198,38 +197,6 @@ func tree(t *testing.T, dir string) []string {
 	})
 	sort.Strings(out)
 	return out
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyTo(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // A folder kept in git by a README.md or .gitkeep holds no firmware: Select

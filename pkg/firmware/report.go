@@ -65,12 +65,33 @@ func (r Report) WriteFile(path string) error {
 	return nil
 }
 
+// Tree is a firmware tree BuildReport looks files up in besides the image:
+// the firmware flist, mounted over /lib/firmware at runtime.
+type Tree interface {
+	// Find returns the file the kernel's firmware loader would load for
+	// fw (relative to /lib/firmware): fw itself, or fw.zst or fw.xz; a
+	// name with wildcards matches any file. Symlinks must resolve to a
+	// regular file inside the tree.
+	Find(fw string) (string, bool)
+}
+
+// DirTree is a firmware tree on disk: the directory the firmware flist is
+// packed from.
+func DirTree(dir string) Tree { return dirTree(dir) }
+
+type dirTree string
+
+func (d dirTree) Find(fw string) (string, bool) {
+	f := lookup(string(d), fw)
+	return f, f != ""
+}
+
 // BuildReport reads the firmware= entries of every module under
 // root/lib/modules/version and looks each file up in root/lib/firmware,
-// then in flistSource (the tree packed into the firmware flist; "" for
+// then in flist (the firmware flist or the tree it is packed from; nil for
 // none). Missing firmware is reported, never an error: it matters only on
 // hardware that needs it.
-func BuildReport(root, version, flistSource string) (Report, error) {
+func BuildReport(root, version string, flist Tree) (Report, error) {
 	dir := filepath.Join(root, "lib", "modules", version)
 	var mods []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -101,8 +122,10 @@ func BuildReport(root, version, flistSource string) (Report, error) {
 			it := Item{Module: m, Firmware: fw, Status: Missing}
 			if f := lookup(imageFw, fw); f != "" {
 				it.Status, it.Found = InImage, f
-			} else if f := lookup(flistSource, fw); flistSource != "" && f != "" {
-				it.Status, it.Found = InFlist, f
+			} else if flist != nil {
+				if f, ok := flist.Find(fw); ok {
+					it.Status, it.Found = InFlist, f
+				}
 			}
 			r.Items = append(r.Items, it)
 		}

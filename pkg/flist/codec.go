@@ -31,30 +31,42 @@ type Block struct {
 	ID, Key [HashSize]byte
 }
 
-// Encoder turns plain chunks into rfs blobs. It reuses its buffers, so the
+// Encoder turns plain chunks into rfs blobs. It reuses one buffer, so the
 // blob Encode returns is valid only until the next call; use one Encoder per
 // goroutine.
 type Encoder struct {
-	compressed []byte
-	sealed     []byte
+	buf []byte // compressed, then sealed in place
 }
+
+// gcmTagSize is the length of the AES-GCM tag appended to a blob.
+const gcmTagSize = 16
 
 // Encode returns the block row and the blob of one plain chunk:
 // key = BLAKE2b-256(plain), blob = AES-256-GCM(key, nonce key[:12],
 // snappy-raw(plain)) with the tag appended, id = BLAKE2b-256(blob).
 func (e *Encoder) Encode(plain []byte) (Block, []byte, error) {
-	var b Block
-	b.Key = blake2b.Sum256(plain)
+	return e.encodeKeyed(plain, blake2b.Sum256(plain))
+}
+
+// encodeKeyed is Encode with the key, BLAKE2b-256(plain), already known.
+func (e *Encoder) encodeKeyed(plain []byte, key [HashSize]byte) (Block, []byte, error) {
+	b := Block{Key: key}
+	if need := snappy.MaxEncodedLen(len(plain)) + gcmTagSize; cap(e.buf) < need {
+		// Sized for a whole block at once: a buffer of this size is
+		// page-aligned, which lets a dir store write it with O_DIRECT.
+		e.buf = make([]byte, max(need, snappy.MaxEncodedLen(BlockSize)+gcmTagSize))
+	}
 	// golang/snappy's block encoder is byte-identical to the Rust snap crate
 	// rfs uses; any other "snappy-compatible" encoder changes every id.
-	e.compressed = snappy.Encode(e.compressed[:cap(e.compressed)], plain)
+	compressed := snappy.Encode(e.buf[:cap(e.buf)], plain)
 	gcm, err := newGCM(b.Key[:])
 	if err != nil {
 		return b, nil, err
 	}
-	e.sealed = gcm.Seal(e.sealed[:0], b.Key[:gcm.NonceSize()], e.compressed, nil)
-	b.ID = blake2b.Sum256(e.sealed)
-	return b, e.sealed, nil
+	// Sealed in place: the compressed chunk is not needed afterwards.
+	sealed := gcm.Seal(compressed[:0], b.Key[:gcm.NonceSize()], compressed, nil)
+	b.ID = blake2b.Sum256(sealed)
+	return b, sealed, nil
 }
 
 // EncodeBlock is Encode with fresh buffers.
@@ -63,7 +75,9 @@ func EncodeBlock(plain []byte) (Block, []byte, error) {
 	return e.Encode(plain)
 }
 
-// DecodeBlock decrypts and decompresses a blob with its block key.
+// DecodeBlock decrypts and decompresses a blob with its block key. It does
+// not check the id or the content's hash (CheckBlock does): readers of an
+// flist use the checked path.
 func DecodeBlock(key [HashSize]byte, blob []byte) ([]byte, error) {
 	gcm, err := newGCM(key[:])
 	if err != nil {
@@ -72,6 +86,11 @@ func DecodeBlock(key [HashSize]byte, blob []byte) ([]byte, error) {
 	compressed, err := gcm.Open(nil, key[:gcm.NonceSize()], blob, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", ErrCorruptBlock)
+	}
+	// snappy.Decode allocates the length the header claims (up to 4 GiB);
+	// whoever chose the key chose that header.
+	if n, err := snappy.DecodedLen(compressed); err != nil || n > BlockSize {
+		return nil, fmt.Errorf("decompress: content longer than a block: %w", ErrCorruptBlock)
 	}
 	plain, err := snappy.Decode(nil, compressed)
 	if err != nil {

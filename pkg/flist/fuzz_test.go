@@ -2,9 +2,13 @@ package flist
 
 import (
 	"database/sql"
+	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/pkg/store"
@@ -31,9 +35,16 @@ func exercise(t *testing.T, fl string) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	_ = Unpack(ctx, fl, out, UnpackOptions{Store: store.NewDir(filepath.Join(dir, "store")), Parallel: 2})
+	onlyIn(t, dir, "out", "store")
+}
+
+// onlyIn fails the test when dir holds anything but the names allowed: an
+// unpack into dir/out wrote outside its target.
+func onlyIn(t *testing.T, dir string, allowed ...string) {
+	t.Helper()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != "out" && e.Name() != "store" {
+		if !slices.Contains(allowed, e.Name()) {
 			t.Fatalf("unpack wrote %s outside its target", e.Name())
 		}
 	}
@@ -147,5 +158,90 @@ func FuzzRows(f *testing.F) {
 			t.Fatal(err)
 		}
 		exercise(t, fl)
+	})
+}
+
+// walkNames are the names FuzzWalk draws from: repeats (duplicate paths),
+// names that could escape, and names a terminal would act on.
+var walkNames = []string{"a", "b", "a", "dir", "..", ".", "", "x/y", "n\x00", "\x1b[2J", "b"}
+
+// walkTargets are the symlink targets FuzzWalk draws from.
+var walkTargets = []string{"a", "/etc/passwd", "../../outside", "dir/a"}
+
+// FuzzWalk builds an inode table from the input, three bytes an inode
+// (parent, kind, name), so that parents, cycles, duplicate names and
+// unsafe names come up far more often than in mutated files, and checks
+// the walk against the unpack: a walk that succeeds visits every path once,
+// parents first, and unpack then creates exactly those paths and nothing
+// outside its target; a walk that fails makes unpack fail as corrupt. Run
+// longer with
+//
+//	go test -run '^$' -fuzz '^FuzzWalk$' -fuzztime 5m ./pkg/flist
+func FuzzWalk(f *testing.F) {
+	f.Add([]byte{1, 0, 3, 2, 1, 0, 2, 2, 1})          // /dir/a, /dir/b -> a
+	f.Add([]byte{1, 0, 0, 1, 0, 2})                   // /a twice: a directory and another
+	f.Add([]byte{1, 1, 0, 1, 2, 2})                   // /a file and /a symlink
+	f.Add([]byte{3, 0, 0, 2, 0, 1})                   // a cycle: 2 in 3, 3 in 2
+	f.Add([]byte{1, 0, 4, 1, 1, 7, 1, 3, 9})          // "..", "x/y", an escape
+	f.Add([]byte{1, 0, 3, 2, 0, 3, 3, 0, 3, 4, 1, 0}) // /dir/dir/dir/a
+	f.Add([]byte{2, 0, 0, 1, 0, 1, 1, 3, 0, 0, 0, 0}) // parent 0, self-parent
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inodes := []Inode{dirInode(0, "/")}
+		for i := 0; i+2 < len(data) && len(inodes) < 40; i += 3 {
+			parent := int64(data[i]) % int64(len(inodes)+2)
+			name := walkNames[int(data[i+2])%len(walkNames)]
+			switch data[i+1] % 4 {
+			case 0:
+				inodes = append(inodes, dirInode(parent, name))
+			case 1:
+				inodes = append(inodes, fileInode(parent, name, 0, 0o644))
+			case 2:
+				inodes = append(inodes, symlinkInode(parent, name, walkTargets[int(data[i+2])%len(walkTargets)]))
+			default:
+				inodes = append(inodes, Inode{Parent: parent, Name: name, Mode: uint32(TypeFIFO) | 0o600})
+			}
+		}
+		base := t.TempDir()
+		fl := crafted{inodes: inodes}.write(t, filepath.Join(base, "walk.fl"), nil)
+		r, err := Open(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		seen := map[string]bool{}
+		walkErr := r.Walk(ctx, func(p string, in *Inode) error {
+			if seen[p] {
+				t.Fatalf("%q visited twice", p)
+			}
+			if p != "/" && !seen[path.Dir(p)] {
+				t.Fatalf("%q visited before its parent", p)
+			}
+			if p != "/" && (path.Clean(p) != p || !strings.HasPrefix(p, "/")) {
+				t.Fatalf("unclean path %q", p)
+			}
+			seen[p] = true
+			return nil
+		})
+		if walkErr != nil && !errors.Is(walkErr, ErrCorrupt) {
+			t.Fatalf("walk error is not ErrCorrupt: %v", walkErr)
+		}
+		_ = r.Tree(ctx, io.Discard)
+		out := filepath.Join(base, "out")
+		err = Unpack(ctx, fl, out, UnpackOptions{Store: store.NewDir(filepath.Join(base, "store")), Parallel: 2})
+		onlyIn(t, base, "out", "walk.fl")
+		if walkErr != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("walk failed (%v) but unpack returned %v", walkErr, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("walk succeeded but unpack failed: %v", err)
+		}
+		for p := range seen {
+			if _, err := os.Lstat(filepath.Join(out, filepath.FromSlash(p))); err != nil {
+				t.Fatalf("walked %q, unpack did not create it: %v", p, err)
+			}
+		}
 	})
 }

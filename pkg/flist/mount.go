@@ -1,10 +1,14 @@
 package flist
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -13,6 +17,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -21,10 +27,31 @@ import (
 type MountOptions struct {
 	// CacheDir keeps decrypted blocks on disk (rfs's cache layout).
 	CacheDir string
+	// CacheSize bounds CacheDir: once the cached content exceeds it, the
+	// least recently used blocks are removed. 0 means DefaultCacheSize; a
+	// negative value leaves the cache unbounded (as rfs does).
+	CacheSize int64
 	// Store overrides the flist's routes.
 	Store store.Store
-	// Log receives errors the kernel only sees as EIO.
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
+	// Log receives the routes used and the errors the kernel only sees as
+	// EIO.
 	Log logrus.FieldLogger
+
+	// FsName and Subtype name the mount in /proc/mounts: its source and
+	// its type, fuse.<Subtype>. Empty means "flist" and "rfs".
+	FsName, Subtype string
+	// AllowOther lets every user read the mount, not only the mounting one
+	// (root, or user_allow_other in /etc/fuse.conf).
+	AllowOther bool
+	// FUSELog, when set, receives every FUSE request and reply.
+	FUSELog *log.Logger
 }
 
 // Mounted is a mounted flist.
@@ -50,7 +77,7 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -63,17 +90,20 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 		r.Close()
 		return nil, err
 	}
-	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: opt.Log}
+	mfs := &mountFS{r: r, fetch: fetcher{store: s, cache: opt.CacheDir}, log: logging.OrDiscard(opt.Log)}
+	if opt.CacheDir != "" && opt.CacheSize >= 0 {
+		mfs.fetch.bound, err = newCacheBound(filepath.Clean(opt.CacheDir), cmp.Or(opt.CacheSize, DefaultCacheSize), opt.Log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	root := &node{mfs: mfs, in: rootIn}
 	ttl := timeout
 	server, err := fusefs.Mount(mountpoint, root, &fusefs.Options{
 		EntryTimeout: &ttl,
 		AttrTimeout:  &ttl,
-		MountOptions: fuse.MountOptions{
-			FsName:  "flist",
-			Name:    "rfs",
-			Options: []string{"ro", "default_permissions"},
-		},
+		MountOptions: fuseOptions(opt),
 	})
 	if err != nil {
 		r.Close()
@@ -95,6 +125,28 @@ func Mount(ctx context.Context, fl, mountpoint string, opt MountOptions) (*Mount
 	return m, nil
 }
 
+// fuseOptions are the mount options of rfs: read-only, nosuid, nodev,
+// default_permissions (the kernel checks modes and owners), optionally
+// allow_other.
+func fuseOptions(opt MountOptions) fuse.MountOptions {
+	mo := fuse.MountOptions{
+		FsName:     cmp.Or(opt.FsName, "flist"),
+		Name:       cmp.Or(opt.Subtype, "rfs"),
+		Options:    []string{"ro", "default_permissions"},
+		AllowOther: opt.AllowOther,
+		Debug:      opt.FUSELog != nil,
+		Logger:     opt.FUSELog,
+	}
+	if os.Geteuid() == 0 {
+		// Root mounts with mount(2) itself, as fusermount would (which
+		// starts from nosuid,nodev too): an image needs no fusermount
+		// binary, and a failure is the kernel's own error.
+		mo.DirectMountStrict = true
+		mo.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+	}
+	return mo
+}
+
 // Unmount unmounts the flist; it is safe to call more than once.
 func (m *Mounted) Unmount() error {
 	m.once.Do(func() {
@@ -112,9 +164,11 @@ func (m *Mounted) Unmount() error {
 func (m *Mounted) Wait() { <-m.done }
 
 type mountFS struct {
-	r     *Reader
-	fetch fetcher
-	log   logrus.FieldLogger
+	r      *Reader
+	fetch  fetcher
+	flight flight
+	recent recentBlocks
+	log    logrus.FieldLogger
 }
 
 // eio logs err (the kernel only sees EIO) and returns EIO, or ENOENT for a
@@ -123,9 +177,7 @@ func (m *mountFS) errno(what string, err error) syscall.Errno {
 	if errors.Is(err, fs.ErrNotExist) {
 		return syscall.ENOENT
 	}
-	if m.log != nil {
-		m.log.WithError(err).Errorf("flist mount: %s", what)
-	}
+	m.log.WithError(err).Errorf("flist mount: %s", what)
 	return syscall.EIO
 }
 
@@ -137,10 +189,6 @@ type node struct {
 	blocksOnce sync.Once
 	blocks     []Block
 	blocksErr  error
-
-	mu        sync.Mutex
-	lastIdx   int
-	lastBlock []byte // the most recent block read: reads come in 128 KiB pieces
 }
 
 var (
@@ -175,9 +223,18 @@ func (n *node) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut
 	return 0
 }
 
+// uninterrupted is a request's context without its cancellation. The kernel
+// interrupts a request when the thread waiting for it gets a signal, and a
+// Go reader's threads get SIGURG whenever its runtime preempts a goroutine:
+// answering those with an error made a Go program's readdir fail with EIO.
+// An flist request's work is local, or bounded by the store's retries, so
+// it finishes instead (FUSE lets a server ignore interrupts; a fatal signal
+// still ends the wait on the kernel's side).
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // Lookup implements fusefs.NodeLookuper.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	in, err := n.mfs.r.Lookup(ctx, n.in.Ino, name)
+	in, err := n.mfs.r.Lookup(uninterrupted(ctx), n.in.Ino, name)
 	if err != nil {
 		return nil, n.mfs.errno("lookup "+name, err)
 	}
@@ -191,7 +248,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 
 // Readdir implements fusefs.NodeReaddirer.
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	children, err := n.mfs.r.Children(ctx, n.in.Ino)
+	children, err := n.mfs.r.Children(uninterrupted(ctx), n.in.Ino)
 	if err != nil {
 		return nil, n.mfs.errno("readdir", err)
 	}
@@ -225,9 +282,13 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 // Read implements fusefs.NodeReader. Block i holds bytes
 // [i*BlockSize, (i+1)*BlockSize) of the file.
 func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	// Not the request's context: an interrupted first read must not make
-	// the error stick.
-	n.blocksOnce.Do(func() { n.blocks, n.blocksErr = n.mfs.r.Blocks(context.WithoutCancel(ctx), n.in.Ino) })
+	ctx = uninterrupted(ctx)
+	n.blocksOnce.Do(func() {
+		n.blocks, n.blocksErr = n.mfs.r.Blocks(ctx, n.in.Ino)
+		if n.blocksErr == nil {
+			n.blocksErr = checkBlockCount(&n.in, n.blocks)
+		}
+	})
 	if n.blocksErr != nil {
 		return nil, n.mfs.errno("read blocks", n.blocksErr)
 	}
@@ -253,21 +314,24 @@ func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off i
 	return fuse.ReadResultData(dest[:got]), 0
 }
 
+// block returns block idx of the file: from the blocks read last, or
+// fetched once however many reads want it at the same time.
 func (n *node) block(ctx context.Context, idx int) ([]byte, error) {
-	n.mu.Lock()
-	if n.lastBlock != nil && n.lastIdx == idx {
-		b := n.lastBlock
-		n.mu.Unlock()
-		return b, nil
+	b := n.blocks[idx]
+	plain, ok := n.mfs.recent.get(b.ID)
+	if !ok {
+		var err error
+		plain, err = n.mfs.flight.do(ctx, b.ID, func(ctx context.Context) ([]byte, error) { return n.mfs.fetch.block(ctx, b) })
+		if err != nil {
+			return nil, err
+		}
+		n.mfs.recent.add(b.ID, plain)
 	}
-	n.mu.Unlock()
-	plain, err := n.mfs.fetch.block(ctx, n.blocks[idx])
-	if err != nil {
+	// Blocks are shared by id between files: the length this file's size
+	// allows is checked here, for every file, not once per fetch.
+	if err := checkBlockLen(&n.in, idx, plain); err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	n.lastIdx, n.lastBlock = idx, plain
-	n.mu.Unlock()
 	return plain, nil
 }
 

@@ -27,7 +27,7 @@ func TestMount(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Mount(context.Background(), fl, mnt, MountOptions{CacheDir: filepath.Join(work, "cache")})
+	m, err := Mount(context.Background(), fl, mnt, MountOptions{CacheDir: filepath.Join(work, "cache"), Routes: localRoutes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package flist
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -77,6 +80,8 @@ type PackOptions struct {
 
 // Stats summarize a pack.
 type Stats struct {
+	Flist                         string // the flist written
+	FlistBytes                    int64  // its size
 	Files, Dirs, Symlinks, Others int
 	Bytes                         uint64 // bytes in regular files
 	Blocks                        int    // block rows written
@@ -87,15 +92,22 @@ type Stats struct {
 	Duration                      time.Duration
 }
 
-// String is a one-line summary for a log.
-func (s Stats) String() string {
-	mbps := 0.0
-	if s.Duration > 0 {
-		mbps = float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+// MBps is the pack's throughput: bytes of regular files per second, in MB.
+func (s Stats) MBps() float64 {
+	if s.Duration <= 0 {
+		return 0
 	}
-	return fmt.Sprintf("packed %d files (%s, %d unchanged), %d dirs, %d symlinks, %d other in %s (%.1f MB/s): %d blocks, %d blobs uploaded (%s), %d already in store",
-		s.Files, humanize.Bytes(s.Bytes), s.Reused, s.Dirs, s.Symlinks, s.Others, s.Duration.Round(time.Millisecond), mbps,
-		s.Blocks, s.Uploaded, humanize.Bytes(uint64(s.UploadedBytes)), s.Skipped)
+	return float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+}
+
+// String is the one-line summary a pack ends with: the flist and its size,
+// the files and their bytes, the blobs uploaded and those the store
+// already had, and the throughput.
+func (s Stats) String() string {
+	return fmt.Sprintf("%s (%s): %d files (%s, %d unchanged), %d dirs, %d symlinks, %d other; "+
+		"%d blobs new (%s), %d already in the store; %.1f MB/s in %s",
+		s.Flist, humanize.Bytes(uint64(s.FlistBytes)), s.Files, humanize.Bytes(s.Bytes), s.Reused, s.Dirs, s.Symlinks, s.Others,
+		s.Uploaded, humanize.Bytes(uint64(s.UploadedBytes)), s.Skipped, s.MBps(), s.Duration.Round(time.Millisecond))
 }
 
 // UploadError names the files whose blobs could not be stored.
@@ -123,48 +135,54 @@ func (e *UploadError) Unwrap() []error { return []error{ErrUpload, e.Err} }
 // order (rfs uses directory order), so the same tree gives the same flist;
 // blocks of large files are encoded in parallel; blobs the store already has
 // are not uploaded again, and unchanged files are not even read again (see
-// PackOptions.NoReuse); store errors are retried; and the flist is written
-// under a temporary name and renamed when complete, so a failed pack leaves
-// no flist at outFL (a previous one there is removed, since it no longer
-// describes the tree). The finished flist's mtime is the time the walk
-// started, which is what lets the next pack trust it.
+// PackOptions.NoReuse); a chunk that repeats is encoded once; store errors
+// are retried; and the flist is written under a temporary name and renamed
+// when complete, after the store has made the blobs durable (store.Syncer),
+// so a failed pack leaves no flist at outFL (a previous one there is
+// removed, since it no longer describes the tree) and a committed flist
+// never names a blob a crash could lose. The finished flist's mtime is the
+// time the walk started, which is what lets the next pack trust it.
 func Pack(ctx context.Context, srcDir, outFL string, opt PackOptions) (Stats, error) {
-	start := time.Now()
 	if opt.Store == nil {
 		return Stats{}, errors.New("pack: no store given")
 	}
-	p := newPacker(opt)
-	tmp, err := p.run(ctx, srcDir, outFL)
+	return newPacker(opt).packTo(ctx, srcDir, outFL)
+}
+
+func (p *packer) packTo(ctx context.Context, srcDir, outFL string) (Stats, error) {
+	start := time.Now()
+	err := p.run(ctx, srcDir, outFL)
 	p.stats.Duration = time.Since(start)
 	if err != nil {
-		for _, f := range []string{tmp, tmp + "-journal", outFL} {
-			if f != "" {
-				_ = os.Remove(f)
-			}
-		}
+		_ = os.Remove(outFL)
 		return p.snapshot(), fmt.Errorf("pack %s into %s: %w", srcDir, outFL, err)
 	}
-	return p.snapshot(), nil
+	stats := p.snapshot()
+	stats.Flist = outFL
+	if st, err := os.Stat(outFL); err == nil {
+		stats.FlistBytes = st.Size()
+	}
+	return stats, nil
 }
 
 type packer struct {
 	opt   PackOptions
 	log   logrus.FieldLogger
-	stats Stats // walk counters; written before uploads start
+	stats Stats // walk counters, written by the walk
 
 	prev     map[string]prevFile // regular files of the previous flist at the output path
 	prevWalk int64               // when its walk started (its mtime), Unix seconds
 	known    map[string]bool     // blob (hex id) -> in the store, settled in bulk before the reuse checks
 
-	results [][]Block // blocks of each file job, written in job order at the end
-	cancel  context.CancelFunc
-	bufs    sync.Pool // *[]byte of BlockSize
-	bar     *progress.Bar
-	files   int // regular files to pack
+	walkTime time.Duration
+	cancel   context.CancelFunc
+	chunks   *chunkPool
+	bar      *progress.Bar
 
 	blocks, uploaded, skipped, filesDone, reused atomic.Int64
 	uploadedBytes                                atomic.Int64
-	seen                                         sync.Map // [HashSize]byte -> struct{}: handled by this pack
+	seen                                         sync.Map // [HashSize]byte -> struct{}: blob ids handled by this pack
+	ids                                          sync.Map // [HashSize]byte key -> id of the chunks encoded by this pack
 
 	mu       sync.Mutex
 	failed   []string
@@ -181,18 +199,7 @@ func newPacker(opt PackOptions) *packer {
 	if opt.RetryDelay <= 0 {
 		opt.RetryDelay = DefaultRetryDelay
 	}
-	log := opt.Log
-	if log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		log = l
-	}
-	p := &packer{opt: opt, log: log}
-	p.bufs.New = func() any {
-		b := make([]byte, BlockSize)
-		return &b
-	}
-	return p
+	return &packer{opt: opt, log: logging.OrDiscard(opt.Log), chunks: newChunkPool(opt.Parallel)}
 }
 
 func (p *packer) snapshot() Stats {
@@ -213,58 +220,66 @@ type fileJob struct {
 	in    Inode  // as recorded
 }
 
-// run does the pack and returns the temporary file name (to remove on error).
-func (p *packer) run(ctx context.Context, srcDir, outFL string) (string, error) {
+// run does the pack. The flist is written under a temporary name; a
+// failure leaves nothing of it.
+func (p *packer) run(ctx context.Context, srcDir, outFL string) error {
+	srcDir = filepath.Clean(srcDir)
 	var root unix.Stat_t
 	if err := unix.Stat(srcDir, &root); err != nil {
-		return "", fmt.Errorf("stat source: %w", &os.PathError{Op: "stat", Path: srcDir, Err: err})
+		return fmt.Errorf("stat source: %w", &os.PathError{Op: "stat", Path: srcDir, Err: err})
 	}
 	if root.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return "", fmt.Errorf("source %s is not a directory", srcDir)
+		return fmt.Errorf("source %s is not a directory", srcDir)
 	}
-	if !p.opt.NoReuse && p.opt.Time == nil {
-		p.loadPrevious(outFL)
-	}
-	if err := os.MkdirAll(filepath.Dir(outFL), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(filepath.Dir(outFL), "."+filepath.Base(outFL)+".tmp-*")
+	// The flist is a record: synced, and committed only after the blobs it
+	// names are durable (fsutil's rule). Its mtime is when the walk starts.
+	walkStart := time.Now()
+	out, err := fsutil.Create(outFL, 0o644, fsutil.Sync(), fsutil.ModTime(walkStart))
 	if err != nil {
-		return "", err
+		return err
 	}
-	tmp := f.Name()
-	if err := f.Close(); err != nil {
-		return tmp, err
-	}
+	defer out.Cleanup()
+	tmp := out.Name()
+	defer os.Remove(tmp + "-journal") // left by a failed transaction
 	w, err := Create(tmp)
 	if err != nil {
-		return tmp, err
+		return err
 	}
 	defer w.Close()
 	if err := p.writeRoutes(w); err != nil {
-		return tmp, err
+		return err
 	}
-	skip := map[string]bool{}
-	for _, f := range []string{tmp, tmp + "-journal", outFL} {
-		if abs, err := filepath.Abs(f); err == nil {
-			skip[abs] = true
-		}
+	var outDir unix.Stat_t
+	if err := unix.Stat(filepath.Dir(outFL), &outDir); err != nil {
+		return err
 	}
-	walkStart := time.Now()
-	jobs, err := p.walk(ctx, w, srcDir, &root, skip)
-	if err != nil {
-		return tmp, err
+	skip := outFiles{dev: outDir.Dev, ino: outDir.Ino, names: map[string]bool{
+		filepath.Base(outFL): true, filepath.Base(tmp): true, filepath.Base(tmp) + "-journal": true}}
+	if err := p.pack(ctx, w, srcDir, outFL, &root, skip); err != nil {
+		return err
 	}
-	if err := p.upload(ctx, w, jobs); err != nil {
-		return tmp, err
+	packed := time.Now()
+	// The flist names the blobs only once they are durable (store.Syncer).
+	if err := store.Sync(ctx, p.opt.Store); err != nil {
+		return err
 	}
+	synced := time.Now()
 	if err := w.Commit(); err != nil {
-		return tmp, err
+		return err
 	}
-	if err := os.Chtimes(tmp, walkStart, walkStart); err != nil {
-		return tmp, err
+	if p.prev != nil && sameFlist(tmp, outFL) {
+		// An unchanged tree: the flist there, durable already, has these
+		// very bytes. Only its mtime moves, to this walk.
+		out.Cleanup()
+		if err := os.Chtimes(outFL, walkStart, walkStart); err != nil {
+			return err
+		}
+	} else if err := out.Commit(); err != nil {
+		return err
 	}
-	return tmp, commitFile(tmp, outFL)
+	p.log.Debugf("pack phases: walk %s (in parallel with the blocks), blocks %s, store sync %s, flist commit %s",
+		p.walkTime, packed.Sub(walkStart), synced.Sub(packed), time.Since(synced))
+	return nil
 }
 
 func (p *packer) writeRoutes(w *Writer) error {
@@ -289,32 +304,57 @@ func (p *packer) writeRoutes(w *Writer) error {
 	return nil
 }
 
-// commitFile syncs tmp and renames it to path, then syncs the directory.
-func commitFile(tmp, path string) error {
-	f, err := os.Open(tmp)
+// sameFlist reports whether the regular file at old has mode 0644 and the
+// bytes of the new flist at tmp.
+func sameFlist(tmp, old string) bool {
+	a, err := os.Open(tmp)
 	if err != nil {
-		return err
+		return false
 	}
-	err = errors.Join(f.Sync(), f.Close())
+	defer a.Close()
+	b, err := os.OpenFile(old, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return err
+		return false
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
+	defer b.Close()
+	as, aerr := a.Stat()
+	bs, berr := b.Stat()
+	if aerr != nil || berr != nil || !bs.Mode().IsRegular() || bs.Mode().Perm() != 0o644 || as.Size() != bs.Size() {
+		return false
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		n, errA := io.ReadFull(a, bufA)
+		m, errB := io.ReadFull(b, bufB)
+		if n != m || !bytes.Equal(bufA[:n], bufB[:m]) {
+			return false
+		}
+		if errA != nil || errB != nil {
+			end := func(err error) bool { return err == io.EOF || err == io.ErrUnexpectedEOF }
+			return end(errA) && end(errB)
+		}
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
-// walk inserts every inode in rfs's order (see Reader.Walk) and returns the
-// regular files to upload.
-func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.Stat_t, skip map[string]bool) ([]fileJob, error) {
+// outFiles are the files of the flist being written (the output, its
+// temporary and the temporary's journal), which the walk leaves out when
+// they lie inside the tree: the directory they are in, by identity, and
+// their names.
+type outFiles struct {
+	dev, ino uint64
+	names    map[string]bool
+}
+
+func (o outFiles) has(dir *unix.Stat_t, name string) bool {
+	return dir.Dev == o.dev && dir.Ino == o.ino && o.names[name]
+}
+
+// walk inserts every inode in rfs's order (see Reader.Walk) and hands each
+// regular file to found. A directory is read through a descriptor that is
+// checked to be the directory stat'ed, and its entries are stat'ed
+// relative to it, so no path is resolved again per entry and a directory
+// swapped for a symlink during the walk is refused.
+func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.Stat_t, out outFiles, found func(fileJob)) error {
 	type dirItem struct {
 		parent int64
 		path   string // on disk
@@ -322,31 +362,32 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 		name   string
 		st     unix.Stat_t
 	}
-	var jobs []fileJob
 	list := []dirItem{{0, srcDir, "/", "/", *root}}
+	buf := make([]byte, 64<<10)
 	for len(list) > 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		d := list[len(list)-1]
 		list = list[:len(list)-1]
 		ino, err := w.AddInode(p.inode(d.parent, d.name, &d.st, nil))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.stats.Dirs++
-		names, err := readDirNames(d.path)
+		fd, names, err := readDir(d.path, &d.st, d.parent == 0, buf)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("walk: %w", err)
 		}
 		for _, name := range names {
-			path := filepath.Join(d.path, name)
-			if abs, err := filepath.Abs(path); err == nil && skip[abs] {
+			if out.has(&d.st, name) {
 				continue
 			}
+			path := diskPath(d.path, name)
 			var st unix.Stat_t
-			if err := unix.Lstat(path, &st); err != nil {
-				return nil, fmt.Errorf("walk: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("walk: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
 			}
 			name = p.textName(path, name)
 			fpath := joinPath(d.fpath, name)
@@ -356,30 +397,86 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 			}
 			var data []byte
 			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				target, err := os.Readlink(path)
-				if err != nil {
-					return nil, fmt.Errorf("walk: %w", err)
+				if data, err = readlinkat(fd, name, buf); err != nil {
+					unix.Close(fd)
+					return fmt.Errorf("walk: %w", &os.PathError{Op: "readlink", Path: path, Err: err})
 				}
-				data = []byte(target)
 			}
 			in := p.inode(ino, name, &st, data)
 			child, err := w.AddInode(in)
 			if err != nil {
-				return nil, err
+				unix.Close(fd)
+				return err
 			}
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFREG:
 				p.stats.Files++
 				p.stats.Bytes += uint64(st.Size)
-				jobs = append(jobs, fileJob{ino: child, path: path, fpath: fpath, in: in})
+				found(fileJob{ino: child, path: path, fpath: fpath, in: in})
 			case unix.S_IFLNK:
 				p.stats.Symlinks++
 			default:
 				p.stats.Others++
 			}
 		}
+		unix.Close(fd)
 	}
-	return jobs, nil
+	return nil
+}
+
+// readDir opens the directory at path, checks that it is the directory st
+// describes, and returns the descriptor and the sorted names of its
+// entries. Only the root (the source as given) may be reached through a
+// symlink. buf is scratch space.
+func readDir(path string, st *unix.Stat_t, root bool, buf []byte) (int, []string, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if !root {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
+	if err != nil {
+		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var names []string
+	var got unix.Stat_t
+	if err = unix.Fstat(fd, &got); err == nil && (got.Dev != st.Dev || got.Ino != st.Ino) {
+		err = errors.New("replaced during the walk")
+	}
+	for err == nil {
+		var n int
+		if n, err = unix.ReadDirent(fd, buf); n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, &os.PathError{Op: "read directory", Path: path, Err: err}
+	}
+	sort.Strings(names)
+	return fd, names, nil
+}
+
+// readlinkat returns the target of the symlink name in directory dirfd.
+func readlinkat(dirfd int, name string, buf []byte) ([]byte, error) {
+	for {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < len(buf) {
+			return bytes.Clone(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf)) // truncated: try again with more room
+	}
+}
+
+// diskPath joins a directory path of the walk and an entry name.
+func diskPath(dir, name string) string {
+	if strings.HasSuffix(dir, "/") {
+		return dir + name
+	}
+	return dir + "/" + name
 }
 
 // textName makes a name valid UTF-8 the way rfs does (from_utf8_lossy):
@@ -391,20 +488,6 @@ func (p *packer) textName(path, name string) string {
 	fixed := strings.ToValidUTF8(name, "\uFFFD")
 	p.log.WithField("path", path).Warnf("name is not UTF-8; recorded as %q", fixed)
 	return fixed
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("walk: %w", err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("walk %s: %w", dir, err)
-	}
-	sort.Strings(names)
-	return names, nil
 }
 
 // inode describes a file for the flist, with the fixed time when set.

@@ -73,7 +73,7 @@ func TestPackS3(t *testing.T) {
 		t.Errorf("repack: %s; %d Exists calls", repack, counted.n.Load())
 	}
 
-	err = Unpack(ctx, fl, filepath.Join(work, "denied"), UnpackOptions{})
+	err = Unpack(ctx, fl, filepath.Join(work, "denied"), UnpackOptions{Routes: localRoutes})
 	if !errors.Is(err, store.ErrAuth) {
 		t.Errorf("unpack with the stripped route = %v, want ErrAuth", err)
 	}
@@ -95,11 +95,11 @@ func TestPackS3(t *testing.T) {
 		t.Errorf("repack: %d uploaded, %d skipped, want 0 and %d", again.Uploaded, again.Skipped, stats.Uploaded)
 	}
 	dst2 := filepath.Join(work, "unpacked2")
-	if err := Unpack(ctx, runtime, dst2, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, runtime, dst2, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	compareTrees(t, src, dst2)
-	if rep, err := Verify(ctx, runtime, VerifyOptions{Deep: true}); err != nil || !rep.OK() {
+	if rep, err := Verify(ctx, runtime, VerifyOptions{Deep: true, Routes: localRoutes}); err != nil || !rep.OK() {
 		t.Errorf("verify: %s, %v", rep, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -113,13 +114,13 @@ func TestPackUnpack(t *testing.T) {
 			}
 
 			dst := filepath.Join(work, "unpacked")
-			if err := Unpack(ctx, fl, dst, UnpackOptions{CacheDir: filepath.Join(work, "cache")}); err != nil {
+			if err := Unpack(ctx, fl, dst, UnpackOptions{CacheDir: filepath.Join(work, "cache"), Routes: localRoutes}); err != nil {
 				t.Fatal(err)
 			}
 			compareTrees(t, src, dst)
 			// Unpacking again over the result (a rerun after a failure)
 			// works and changes nothing.
-			if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+			if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 				t.Fatal(err)
 			}
 			compareTrees(t, src, dst)
@@ -250,6 +251,9 @@ func TestPackFailure(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), ue.Files[0]) {
 		t.Errorf("message does not name %s: %v", ue.Files[0], err)
+	}
+	if !strings.Contains(err.Error(), "after 2 attempts") {
+		t.Errorf("message does not say how many attempts were made: %v", err)
 	}
 	left, _ := os.ReadDir(out)
 	for _, e := range left {
@@ -432,9 +436,21 @@ func TestPackReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var firstFile, secondFile, thirdFile unix.Stat_t
+	if err := unix.Stat(fl, &firstFile); err != nil {
+		t.Fatal(err)
+	}
 	second, err := Pack(ctx, src, fl, PackOptions{Store: st})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The same bytes: the flist is kept, with the new walk's time.
+	if err := unix.Stat(fl, &secondFile); err != nil {
+		t.Fatal(err)
+	}
+	if secondFile.Ino != firstFile.Ino || secondFile.Mtim.Nano() <= firstFile.Mtim.Nano() {
+		t.Errorf("unchanged repack: inode %d -> %d, mtime %d -> %d; want the same file, a later mtime",
+			firstFile.Ino, secondFile.Ino, firstFile.Mtim.Nano(), secondFile.Mtim.Nano())
 	}
 	if second.Reused != first.Files || second.Uploaded != 0 || second.Skipped != distinct || second.Blocks != first.Blocks {
 		t.Errorf("unchanged repack: %s; want all %d files reused, %d blobs skipped", second, first.Files, distinct)
@@ -469,17 +485,20 @@ func TestPackReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := unix.Stat(fl, &thirdFile); err != nil || thirdFile.Ino == secondFile.Ino {
+		t.Errorf("the changed tree's flist did not replace the old one (%v)", err)
+	}
 	// hello.txt is also dup/hardlink.txt: two files re-read, one new blob;
 	// compressible.txt re-encoded, its blob uploaded again.
 	if third.Reused != first.Files-3 || third.Uploaded != 2 {
 		t.Errorf("repack after changes: %s; want %d reused, 2 uploaded", third, first.Files-3)
 	}
 	dst := filepath.Join(work, "unpacked")
-	if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	compareTrees(t, src, dst)
-	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true}); err != nil {
+	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true, Routes: localRoutes}); err != nil {
 		t.Errorf("verify: %s: %v", rep, err)
 	}
 
@@ -494,9 +513,16 @@ func TestPackReuse(t *testing.T) {
 
 // TestPackReproducible: the same tree gives the same flist bytes however
 // the workers interleave; a changed mtime (the negative control) does not.
+// The tree has more rows than the Writer inserts at once.
 func TestPackReproducible(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src)
+	randomTree(t, src, "many/f", make([]int, 2*batchRows)...)
+	for i := range 2 * batchRows {
+		if err := os.WriteFile(filepath.Join(src, "many", fmt.Sprintf("g%03d", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st := store.NewDir(t.TempDir())
 	pack := func(name string) []byte {
 		fl := filepath.Join(t.TempDir(), name)

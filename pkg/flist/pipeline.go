@@ -2,34 +2,43 @@ package flist
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/blake2b"
 	"golang.org/x/sys/unix"
 
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
-// The upload pipeline: one reader goroutine (the caller's) reads the files
-// in walk order and cuts them into chunks; opt.Parallel workers encode and
-// store chunks from any file, so a single large file still uses every core;
-// whichever goroutine finishes a file's last chunk records its blocks. The
-// block rows are written at the end in walk order, so the flist does not
-// depend on which worker was fastest: the same tree gives the same bytes.
+// The pack pipeline. The walk, in its own goroutine, inserts the inode rows
+// in rfs's order and queues the regular files as it finds them; the reader
+// (the caller's goroutine) loads the previous flist meanwhile, then takes
+// the files in that order, reusing unchanged ones, and cuts the others into
+// chunks; opt.Parallel workers encode and store chunks of any file, so a
+// single large file still uses every core, and whichever goroutine finishes
+// a file's last chunk completes it. Reading starts with the walk, so no
+// core waits for a stage to end. The block rows are written after the
+// walk's inode rows and in walk order, so the flist does not depend on which
+// worker was fastest: the same tree gives the same bytes.
+//
+// Memory does not grow with the size of the tree's files: the tasks channel
+// holds at most Parallel chunks, each worker one and the reader one (see
+// maxChunks), and each worker has one Encoder buffer.
 
 // fileState tracks one regular file through the pipeline.
 type fileState struct {
 	job     fileJob
-	index   int      // in the job list
-	slots   []*Block // one per chunk, appended by the reader, filled by workers
-	blocks  []Block  // set instead of slots when the file was reused or re-encoded whole
+	blocks  []Block // one per chunk, filled by the workers; the previous blocks of a reused file
 	pending atomic.Int64
 	failed  atomic.Bool
 }
@@ -38,60 +47,159 @@ type fileState struct {
 // unchanged file, whose presence in the store must be checked.
 type task struct {
 	f     *fileState
-	slot  *Block
+	i     int // chunk index
 	buf   *[]byte
 	n     int
-	reuse bool
-	prev  []Block
+	reuse []Block
 }
 
-// upload packs the files. The first file that fails (after retries) cancels
-// the rest: the pack fails anyway, and against a store that went away,
-// carrying on only multiplies the waiting.
-func (p *packer) upload(parent context.Context, w *Writer, jobs []fileJob) error {
+// maxChunks bounds the chunk buffers a pack holds at once: the tasks
+// channel's capacity, one per worker, one in the reader.
+func maxChunks(parallel int) int { return 2*parallel + 1 }
+
+// chunkPool holds the pack's chunk buffers. Unlike a sync.Pool it keeps
+// them across garbage collections (a pack would otherwise allocate and zero
+// a new 512 KiB buffer per chunk), and it counts the most buffers out at
+// once, which the pipeline's structure bounds by maxChunks.
+type chunkPool struct {
+	free      chan *[]byte
+	out, peak atomic.Int64
+}
+
+func newChunkPool(parallel int) *chunkPool {
+	return &chunkPool{free: make(chan *[]byte, maxChunks(parallel))}
+}
+
+func (c *chunkPool) get() *[]byte {
+	out := c.out.Add(1)
+	for peak := c.peak.Load(); out > peak && !c.peak.CompareAndSwap(peak, out); peak = c.peak.Load() {
+	}
+	select {
+	case b := <-c.free:
+		return b
+	default:
+		b := make([]byte, BlockSize)
+		return &b
+	}
+}
+
+func (c *chunkPool) put(b *[]byte) {
+	c.out.Add(-1)
+	select {
+	case c.free <- b:
+	default:
+	}
+}
+
+// fileQueue hands the files the walk finds to the reader in walk order. It
+// keeps them: their block rows are written in that order at the end.
+type fileQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	files  []*fileState
+	closed bool
+}
+
+func newFileQueue() *fileQueue {
+	q := &fileQueue{}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *fileQueue) push(job fileJob) {
+	q.mu.Lock()
+	q.files = append(q.files, &fileState{job: job})
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// close marks the end of the walk.
+func (q *fileQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// get waits for the i-th file; false once the walk ended without one.
+func (q *fileQueue) get(i int) (*fileState, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i >= len(q.files) && !q.closed {
+		q.cond.Wait()
+	}
+	if i >= len(q.files) {
+		return nil, false
+	}
+	return q.files[i], true
+}
+
+// pack walks the tree at srcDir into w and stores the blocks of its regular
+// files. The first file that fails (after retries) cancels the rest: the
+// pack fails anyway, and against a store that went away, carrying on only
+// multiplies the waiting.
+func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, root *unix.Stat_t, out outFiles) error {
 	if p.opt.Progress != nil {
-		p.bar = progress.Start("pack", int64(p.stats.Bytes), progress.Bytes, *p.opt.Progress)
+		p.bar = progress.Start("pack", 0, progress.Bytes, *p.opt.Progress)
 		defer p.bar.Finish()
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	p.cancel, p.files = cancel, len(jobs)
-	p.results = make([][]Block, len(jobs))
-	reuse := make([][]Block, len(jobs))
-	for i, job := range jobs {
-		reuse[i], _ = p.reusable(job)
-	}
-	if err := p.askStore(ctx, reuse); err != nil {
-		return err
-	}
+	p.cancel = cancel
+	q := newFileQueue()
+	walked := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		err := p.walk(ctx, w, srcDir, root, out, q.push)
+		p.walkTime = time.Since(start)
+		q.close()
+		if err != nil {
+			cancel()
+		} else {
+			p.bar.SetTotal(int64(p.stats.Bytes))
+		}
+		walked <- err
+	}()
 	tasks := make(chan task, p.opt.Parallel)
-	done := make(chan struct{})
+	var workers sync.WaitGroup
 	for range p.opt.Parallel {
+		workers.Add(1)
 		go func() {
-			defer func() { done <- struct{}{} }()
+			defer workers.Done()
 			var enc Encoder
 			for t := range tasks {
 				p.do(ctx, &enc, t)
 			}
 		}()
 	}
-	p.read(ctx, jobs, reuse, tasks)
+	if !p.opt.NoReuse && p.opt.Time == nil {
+		p.loadPrevious(ctx, outFL)
+	}
+	err := p.askStore(ctx)
+	if err == nil {
+		p.read(ctx, q, tasks)
+	} else {
+		cancel()
+	}
 	close(tasks)
-	for range p.opt.Parallel {
-		<-done
-	}
-	if err := parent.Err(); err != nil {
+	workers.Wait()
+	walkErr := <-walked
+	switch {
+	case parent.Err() != nil:
+		return parent.Err()
+	case err != nil:
 		return err
-	}
-	if len(p.failed) > 0 {
+	case len(p.failed) > 0:
 		sort.Strings(p.failed)
 		return &UploadError{Files: p.failed, Err: p.firstErr}
+	case walkErr != nil:
+		return walkErr
 	}
-	for i, job := range jobs {
-		if err := w.AddBlocks(job.ino, p.results[i]); err != nil {
+	for _, f := range q.files {
+		if err := w.AddBlocks(f.job.ino, f.blocks); err != nil {
 			return err
 		}
-		p.blocks.Add(int64(len(p.results[i])))
+		p.blocks.Add(int64(len(f.blocks)))
 	}
 	return nil
 }
@@ -105,32 +213,33 @@ func send(ctx context.Context, tasks chan<- task, t task) bool {
 	}
 }
 
-func (p *packer) read(ctx context.Context, jobs []fileJob, reuse [][]Block, tasks chan<- task) {
-	for i, job := range jobs {
-		if ctx.Err() != nil {
+// read takes the walk's files in order until the walk ends or the pack is
+// cancelled.
+func (p *packer) read(ctx context.Context, q *fileQueue, tasks chan<- task) {
+	for i := 0; ctx.Err() == nil; i++ {
+		f, ok := q.get(i)
+		if !ok {
 			return
 		}
-		f := &fileState{job: job, index: i}
 		f.pending.Store(1) // the reader's reference, dropped when it is done with the file
-		if blocks := reuse[i]; blocks != nil {
-			if !send(ctx, tasks, task{f: f, reuse: true, prev: blocks}) {
+		if blocks, ok := p.reusable(f.job); ok {
+			if !send(ctx, tasks, task{f: f, reuse: blocks}) {
 				return
 			}
 			continue
 		}
+		f.blocks = make([]Block, blocksFor(f.job.in.Size))
 		p.readFile(ctx, f, tasks)
 		p.release(f)
 	}
 }
 
 func (p *packer) readFile(ctx context.Context, f *fileState, tasks chan<- task) {
-	err := p.eachChunk(f, func(buf *[]byte, n int) error {
-		slot := new(Block)
-		f.slots = append(f.slots, slot)
+	err := p.eachChunk(f, func(i int, buf *[]byte, n int) error {
 		f.pending.Add(1)
-		if !send(ctx, tasks, task{f: f, slot: slot, buf: buf, n: n}) {
+		if !send(ctx, tasks, task{f: f, i: i, buf: buf, n: n}) {
 			f.pending.Add(-1)
-			p.bufs.Put(buf)
+			p.chunks.put(buf)
 			return ctx.Err()
 		}
 		return nil
@@ -143,77 +252,105 @@ func (p *packer) readFile(ctx context.Context, f *fileState, tasks chan<- task) 
 // eachChunk reads a file in BlockSize chunks into pooled buffers and hands
 // each to use, which then owns the buffer. A file whose length is not the
 // size the walk recorded fails: its inode row would not match its blocks.
-func (p *packer) eachChunk(f *fileState, use func(buf *[]byte, n int) error) error {
-	fh, err := os.OpenFile(f.job.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+// The file is read without os.File, whose poller registration costs five
+// system calls per file.
+func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) error) error {
+	fd, err := unix.Open(f.job.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: f.job.path, Err: err}
 	}
-	defer fh.Close()
-	var total uint64
-	for {
-		buf := p.bufs.Get().(*[]byte)
-		n, err := io.ReadFull(fh, *buf)
-		total += uint64(n)
-		if n > 0 {
-			if err := use(buf, n); err != nil {
-				return err
+	defer unix.Close(fd)
+	size, want := uint64(0), f.job.in.Size
+	for i := 0; ; i++ {
+		buf := p.chunks.get()
+		n, err := readFull(fd, *buf)
+		size += uint64(n)
+		if err != nil || n == 0 || size > want {
+			p.chunks.put(buf)
+			if err != nil {
+				return &os.PathError{Op: "read", Path: f.job.path, Err: err}
 			}
-		} else {
-			p.bufs.Put(buf)
-		}
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", f.job.path, err)
+		if err := use(i, buf, n); err != nil {
+			return err
+		}
+		if n < len(*buf) {
+			break
 		}
 	}
-	if total != f.job.in.Size {
-		return fmt.Errorf("%s changed during the pack: %d bytes read, %d when walked", f.job.path, total, f.job.in.Size)
+	if size != want {
+		return fmt.Errorf("%s changed during the pack: %d bytes read, %d when walked", f.job.path, size, want)
 	}
 	return nil
+}
+
+// readFull reads into buf until it is full or the file ends.
+func readFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // do runs one task on a worker.
 func (p *packer) do(ctx context.Context, enc *Encoder, t task) {
 	defer p.release(t.f)
-	if t.reuse {
-		p.checkReuse(ctx, enc, t.f, t.prev)
+	if t.reuse != nil {
+		p.checkReuse(ctx, enc, t.f, t.reuse)
 		return
 	}
 	if t.f.failed.Load() || ctx.Err() != nil {
-		p.bufs.Put(t.buf)
+		p.chunks.put(t.buf)
 		return
 	}
-	b, blob, err := enc.Encode((*t.buf)[:t.n])
-	p.bufs.Put(t.buf) // Encode is done with the plain chunk
-	if err == nil {
-		err = p.put(ctx, b.ID, blob)
-	}
+	b, err := p.encode(ctx, enc, t.buf, t.n)
 	if err != nil {
 		p.fail(ctx, t.f, err)
 		return
 	}
-	*t.slot = b
+	t.f.blocks[t.i] = b
 	p.bar.Add(int64(t.n))
 }
 
-// release drops a reference to f; the last one records its blocks.
+// encode turns the first n bytes of a chunk buffer into a block, stores
+// its blob and gives the buffer back. A chunk whose content this pack has
+// encoded already is not encoded again: the blob is a function of the
+// content (convergent encryption), so its key, the content's hash, tells
+// its id, and the blob is in hand.
+func (p *packer) encode(ctx context.Context, enc *Encoder, buf *[]byte, n int) (Block, error) {
+	defer p.chunks.put(buf)
+	plain := (*buf)[:n]
+	key := blake2b.Sum256(plain)
+	if id, dup := p.ids.Load(key); dup {
+		return Block{ID: id.([HashSize]byte), Key: key}, nil
+	}
+	b, blob, err := enc.encodeKeyed(plain, key)
+	if err != nil {
+		return b, err
+	}
+	p.ids.Store(key, b.ID)
+	return b, p.put(ctx, b.ID, blob)
+}
+
+// release drops a reference to f; the last one completes it.
 func (p *packer) release(f *fileState) {
 	if f.pending.Add(-1) != 0 || f.failed.Load() {
 		return
 	}
-	blocks := f.blocks
-	if blocks == nil {
-		blocks = make([]Block, len(f.slots))
-		for i, s := range f.slots {
-			blocks[i] = *s
-		}
-	}
-	p.results[f.index] = blocks
-	p.filesDone.Add(1)
-	p.bar.Detail(fmt.Sprintf("%d/%d files, %d blobs uploaded, %d skipped",
-		p.filesDone.Load(), p.files, p.uploaded.Load(), p.skipped.Load()))
+	p.bar.Detail(fmt.Sprintf("%d files, %d blobs uploaded, %d skipped",
+		p.filesDone.Add(1), p.uploaded.Load(), p.skipped.Load()))
 }
 
 // fail records that f failed and cancels the pack, unless err only reports
@@ -242,8 +379,13 @@ type prevFile struct {
 }
 
 // loadPrevious reads the flist at path, if there is one, as the record of
-// the last pack. Anything unreadable just means no reuse.
-func (p *packer) loadPrevious(path string) {
+// the last pack. Anything unreadable just means no reuse. It runs while the
+// walk does, and reads only what reuse needs, with one query for the inodes
+// and one for the blocks (Reader.Walk asks once per directory and decodes
+// every column: that made it the longest step of packing an unchanged tree);
+// the paths are rebuilt from the parent column, and an inode whose parent
+// does not come before it, or whose name is unsafe, is not reused.
+func (p *packer) loadPrevious(ctx context.Context, path string) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return
@@ -254,26 +396,74 @@ func (p *packer) loadPrevious(path string) {
 		return
 	}
 	defer r.Close()
-	ctx := context.Background()
-	blocks := map[int64][]Block{}
-	err = r.EachBlock(ctx, func(ino int64, b Block) error {
-		blocks[ino] = append(blocks[ino], b)
-		return nil
-	})
-	prev := map[string]prevFile{}
-	if err == nil {
-		err = r.Walk(ctx, func(path string, in *Inode) error {
-			if in.Type() == TypeRegular {
-				prev[path] = prevFile{in: *in, blocks: blocks[in.Ino]}
-			}
-			return nil
-		})
-	}
+	prev, err := previousFiles(ctx, r)
 	if err != nil {
 		p.log.WithError(err).Debug("previous flist unreadable; packing every file")
 		return
 	}
 	p.prev, p.prevWalk = prev, fi.ModTime().Unix()
+}
+
+// previousFiles returns the regular files of an flist by path.
+func previousFiles(ctx context.Context, r *Reader) (map[string]prevFile, error) {
+	blocks := map[int64][]Block{}
+	rows, err := r.db.QueryContext(ctx, `select ino, id, key from block order by rowid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ino int64
+		var id, key sql.RawBytes
+		if err := rows.Scan(&ino, &id, &key); err != nil {
+			return nil, err
+		}
+		var b Block
+		if len(id) != HashSize || len(key) != HashSize {
+			return nil, fmt.Errorf("block of inode %d: id or key is not %d bytes: %w", ino, HashSize, ErrCorrupt)
+		}
+		copy(b.ID[:], id)
+		copy(b.Key[:], key)
+		blocks[ino] = append(blocks[ino], b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = r.db.QueryContext(ctx, `select ino, parent, name, size, mode, ctime, mtime from inode order by ino`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	dirs := map[int64]string{}
+	prev := map[string]prevFile{}
+	for rows.Next() {
+		var in Inode
+		var size, mode int64
+		if err := rows.Scan(&in.Ino, &in.Parent, &in.Name, &size, &mode, &in.Ctime, &in.Mtime); err != nil {
+			return nil, err
+		}
+		in.Size, in.Mode = uint64(size), uint32(mode)
+		if size < 0 || mode < 0 || mode > math.MaxUint32 {
+			continue
+		}
+		if in.Ino == RootIno {
+			if in.Type() == TypeDir {
+				dirs[in.Ino] = "/"
+			}
+			continue
+		}
+		dir, ok := dirs[in.Parent]
+		if !ok || in.Parent >= in.Ino || !ValidName(in.Name) {
+			continue
+		}
+		switch fpath := joinPath(dir, in.Name); in.Type() {
+		case TypeDir:
+			dirs[in.Ino] = fpath
+		case TypeRegular:
+			prev[fpath] = prevFile{in: in, blocks: blocks[in.Ino]}
+		}
+	}
+	return prev, rows.Err()
 }
 
 // reusable returns the previous blocks of a file that has not changed: same
@@ -293,17 +483,17 @@ func (p *packer) reusable(job fileJob) ([]Block, bool) {
 }
 
 // askStore settles at once, for stores that can (S3 lists its keys), which
-// blobs of the unchanged files the store has; checkReuse then asks only
-// about the rest, one by one.
-func (p *packer) askStore(ctx context.Context, reuse [][]Block) error {
+// blobs of the previous flist the store has; checkReuse then asks only about
+// the rest, one by one. It runs while the walk finds the unchanged files.
+func (p *packer) askStore(ctx context.Context) error {
 	b, ok := p.opt.Store.(store.BatchExister)
 	if !ok {
 		return nil
 	}
 	seen := map[[HashSize]byte]bool{}
 	var ids [][]byte
-	for _, blocks := range reuse {
-		for _, blk := range blocks {
+	for _, pf := range p.prev {
+		for _, blk := range pf.blocks {
 			if !seen[blk.ID] {
 				seen[blk.ID] = true
 				ids = append(ids, blk.ID[:])
@@ -360,13 +550,9 @@ func (p *packer) checkReuse(ctx context.Context, enc *Encoder, f *fileState, blo
 // reencode packs a whole file on this worker (an unchanged file whose
 // blobs the store no longer has).
 func (p *packer) reencode(ctx context.Context, enc *Encoder, f *fileState) {
-	blocks := []Block{}
-	err := p.eachChunk(f, func(buf *[]byte, n int) error {
-		defer p.bufs.Put(buf)
-		b, blob, err := enc.Encode((*buf)[:n])
-		if err == nil {
-			err = p.put(ctx, b.ID, blob)
-		}
+	blocks := make([]Block, 0, blocksFor(f.job.in.Size))
+	err := p.eachChunk(f, func(_ int, buf *[]byte, n int) error {
+		b, err := p.encode(ctx, enc, buf, n)
 		if err != nil {
 			return err
 		}
@@ -411,8 +597,11 @@ func (p *packer) retry(ctx context.Context, id [HashSize]byte, what string, fn f
 	delay := p.opt.RetryDelay
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if err == nil || attempt >= p.opt.Retries || permanent(err) || ctx.Err() != nil {
+		if err == nil || permanent(err) || ctx.Err() != nil {
 			return err
+		}
+		if attempt >= p.opt.Retries {
+			return fmt.Errorf("after %d attempts: %w", attempt+1, err)
 		}
 		// Jitter keeps parallel workers from retrying in lockstep.
 		wait := delay/2 + rand.N(delay)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -79,7 +80,7 @@ func (r *Reader) Tree(ctx context.Context, w io.Writer) error {
 		case TypeSymlink:
 			icon = "🔗"
 		}
-		_, err := fmt.Fprintf(bw, "%s%s %s\n", strings.Repeat("  ", depth), icon, lossy(name))
+		_, err := fmt.Fprintf(bw, "%s%s %s\n", strings.Repeat("  ", depth), icon, Printable(name))
 		return err
 	})
 	if err != nil {
@@ -94,10 +95,10 @@ func (r *Reader) Inspect(ctx context.Context, w io.Writer) error {
 	var c Counts
 	err := r.Walk(ctx, func(p string, in *Inode) error {
 		c.add(in)
-		fmt.Fprintf(bw, "Path: %s\n", lossy(p))
+		fmt.Fprintf(bw, "Path: %s\n", Printable(p))
 		fmt.Fprintf(bw, "  Type: %s\n", in.Type())
 		fmt.Fprintf(bw, "  Inode: %d\n", in.Ino)
-		fmt.Fprintf(bw, "  Name: %s\n", in.Name)
+		fmt.Fprintf(bw, "  Name: %s\n", Printable(in.Name))
 		fmt.Fprintf(bw, "  Size: %d bytes\n", in.Size)
 		fmt.Fprintf(bw, "  UID: %d\n", in.UID)
 		fmt.Fprintf(bw, "  GID: %d\n", in.GID)
@@ -108,9 +109,7 @@ func (r *Reader) Inspect(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(bw, "  Modified: %d\n", in.Mtime)
 		if in.Data != nil {
 			if in.Type() == TypeSymlink {
-				if utf8.Valid(in.Data) {
-					fmt.Fprintf(bw, "  Link Target: %s\n", in.Data)
-				}
+				fmt.Fprintf(bw, "  Link Target: %s\n", Printable(string(in.Data)))
 			} else {
 				fmt.Fprintf(bw, "  Extra Data: %d bytes\n", len(in.Data))
 			}
@@ -121,7 +120,7 @@ func (r *Reader) Inspect(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(bw, "Flist Inspection: %s\n", r.path)
+	fmt.Fprintf(bw, "Flist Inspection: %s\n", Printable(r.path))
 	fmt.Fprintf(bw, "==================\n")
 	fmt.Fprintf(bw, "Files: %d\n", c.Files)
 	fmt.Fprintf(bw, "Directories: %d\n", c.Dirs)
@@ -130,5 +129,18 @@ func (r *Reader) Inspect(ctx context.Context, w io.Writer) error {
 	return bw.Flush()
 }
 
-// lossy mirrors Rust's to_string_lossy for names that are not UTF-8.
-func lossy(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+// Printable returns s as rfs prints it when every character is printable
+// UTF-8 (spaces and letters of any script included), and Go-quoted
+// otherwise ("\x1b[2J", "bad\xff"), so that a crafted name cannot move the
+// cursor, clear the screen or set the title of the terminal reading it.
+func Printable(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

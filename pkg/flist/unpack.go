@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/beneath"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -23,37 +26,55 @@ const DefaultUnpackParallel = 8
 type UnpackOptions struct {
 	// Store overrides the flist's routes.
 	Store store.Store
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// CacheDir, when set, keeps decrypted blocks there (rfs's cache layout)
 	// and reads them from there first.
 	CacheDir string
 	// Parallel is the number of files downloaded at once.
 	Parallel int
-	// Log receives the one warning about skipped device nodes.
+	// Log receives the routes used and the one warning about skipped
+	// device nodes.
 	Log logrus.FieldLogger
 }
 
 // Unpack recreates the tree of flist fl under dir: directories, regular
-// files (content checked against the recorded size), symlinks with their
-// targets verbatim, FIFOs and sockets, and modes and modification times.
-// Running as root it also restores ownership and creates device nodes;
-// otherwise device nodes are skipped with one warning. It never writes
-// through a symlink or outside dir, and it can be rerun over a partial
-// result: existing files and symlinks are replaced.
+// files (every block verified, the content exactly the recorded size),
+// symlinks with their targets verbatim, FIFOs and sockets, and modes and
+// modification times. Running as root it also restores ownership and
+// creates device nodes; otherwise device nodes are skipped with one
+// warning. Everything is created and changed through directory descriptors
+// (package beneath), so nothing is written through a symlink or outside
+// dir. A file that fails is removed; the rest of a failed unpack stays, and
+// a rerun over it replaces existing files and symlinks.
 func Unpack(ctx context.Context, fl, dir string, opt UnpackOptions) error {
 	r, err := Open(fl)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		return err
 	}
 	if opt.Parallel <= 0 {
 		opt.Parallel = DefaultUnpackParallel
 	}
-	u := &unpacker{r: r, root: filepath.Clean(dir), fetch: fetcher{store: s, cache: opt.CacheDir},
-		owner: os.Geteuid() == 0, log: opt.Log}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("unpack %s: %w", fl, err)
+	}
+	root, err := beneath.Open(filepath.Clean(dir))
+	if err != nil {
+		return fmt.Errorf("unpack %s: %w", fl, err)
+	}
+	defer root.Close()
+	u := &unpacker{r: r, root: root, fetch: fetcher{store: s, cache: opt.CacheDir},
+		owner: os.Geteuid() == 0, log: logging.OrDiscard(opt.Log)}
 	if err := u.run(ctx, opt.Parallel); err != nil {
 		return fmt.Errorf("unpack %s into %s: %w", fl, dir, err)
 	}
@@ -62,23 +83,20 @@ func Unpack(ctx context.Context, fl, dir string, opt UnpackOptions) error {
 
 type unpacker struct {
 	r     *Reader
-	root  string
+	root  *beneath.Root
 	fetch fetcher
 	owner bool // restore ownership and create device nodes
 	log   logrus.FieldLogger
 
-	dirs           []dirMeta
+	dirs           []unpackJob // modes and times applied last
 	skippedDevices []string
 }
 
-type dirMeta struct {
-	path string
-	in   Inode
-}
-
+// unpackJob is one inode and its path relative to the root ("" for the
+// root itself).
 type unpackJob struct {
-	path string
-	in   Inode
+	rel string
+	in  Inode
 }
 
 func (u *unpacker) run(ctx context.Context, parallel int) error {
@@ -92,8 +110,8 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 		go func() {
 			defer wg.Done()
 			for job := range jobs {
-				if err := u.file(ctx, job.path, &job.in); err != nil {
-					errc <- fmt.Errorf("%s: %w", job.path, err)
+				if err := u.file(ctx, job.rel, &job.in); err != nil {
+					errc <- fmt.Errorf("%s: %w", Printable("/"+job.rel), err)
 					cancel()
 					return
 				}
@@ -101,20 +119,17 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 		}()
 	}
 	walkErr := u.r.Walk(ctx, func(p string, in *Inode) error {
-		target := u.root
-		if p != "/" {
-			target = filepath.Join(u.root, filepath.FromSlash(p[1:]))
-		}
+		rel := p[1:]
 		if in.Type() == TypeRegular {
 			select {
-			case jobs <- unpackJob{target, *in}:
+			case jobs <- unpackJob{rel, *in}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		if err := u.node(target, in); err != nil {
-			return fmt.Errorf("%s: %w", target, err)
+		if err := u.node(rel, in); err != nil {
+			return fmt.Errorf("%s: %w", Printable(p), err)
 		}
 		return nil
 	})
@@ -128,50 +143,54 @@ func (u *unpacker) run(ctx context.Context, parallel int) error {
 	if walkErr != nil {
 		return walkErr
 	}
-	// Directory modes and times last: a read-only directory must not block
-	// its own entries, and creating entries changes its mtime.
+	// Directory modes and times last, deepest first: a read-only directory
+	// must not block its own entries, and creating entries changes its
+	// mtime.
 	for i := len(u.dirs) - 1; i >= 0; i-- {
-		if err := u.meta(u.dirs[i].path, &u.dirs[i].in); err != nil {
-			return fmt.Errorf("%s: %w", u.dirs[i].path, err)
+		d := &u.dirs[i]
+		if err := u.dirMeta(d.rel, &d.in); err != nil {
+			return fmt.Errorf("%s: %w", Printable("/"+d.rel), err)
 		}
 	}
-	if n := len(u.skippedDevices); n > 0 && u.log != nil {
-		u.log.Warnf("skipped %d device node(s) (not root or no CAP_MKNOD), e.g. %s", n, u.skippedDevices[0])
+	if n := len(u.skippedDevices); n > 0 {
+		u.log.Warnf("skipped %d device node(s) (not root or no CAP_MKNOD), e.g. %s", n, Printable(u.skippedDevices[0]))
 	}
 	return nil
 }
 
 // node creates a non-regular inode.
-func (u *unpacker) node(target string, in *Inode) error {
-	switch in.Type() {
-	case TypeDir:
-		if err := mkdirNoFollow(target, target == u.root); err != nil {
+func (u *unpacker) node(rel string, in *Inode) error {
+	if in.Type() == TypeDir {
+		d, err := u.root.Dir(rel, true)
+		if err != nil {
 			return err
 		}
-		u.dirs = append(u.dirs, dirMeta{target, *in})
-		return nil
+		u.dirs = append(u.dirs, unpackJob{rel, *in})
+		return d.Close()
+	}
+	dir, name, err := u.leaf(rel)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	dirfd := int(dir.Fd())
+	switch in.Type() {
 	case TypeSymlink:
 		if len(in.Data) == 0 {
 			return fmt.Errorf("symlink inode %d has no target: %w", in.Ino, ErrCorrupt)
 		}
-		if err := removeLeaf(target); err != nil {
-			return err
-		}
-		if err := os.Symlink(string(in.Data), target); err != nil {
-			return err
+		if err := unix.Symlinkat(string(in.Data), dirfd, name); err != nil {
+			return fmt.Errorf("symlink: %w", err)
 		}
 	case TypeFIFO, TypeSocket, TypeChar, TypeBlock:
-		if err := removeLeaf(target); err != nil {
-			return err
-		}
 		device := in.Type() == TypeChar || in.Type() == TypeBlock
 		if device && !u.owner {
-			u.skippedDevices = append(u.skippedDevices, target)
+			u.skippedDevices = append(u.skippedDevices, "/"+rel)
 			return nil
 		}
-		err := unix.Mknod(target, in.Mode, int(in.Rdev))
+		err := unix.Mknodat(dirfd, name, in.Mode, int(in.Rdev))
 		if device && errors.Is(err, unix.EPERM) {
-			u.skippedDevices = append(u.skippedDevices, target)
+			u.skippedDevices = append(u.skippedDevices, "/"+rel)
 			return nil
 		}
 		if err != nil {
@@ -180,99 +199,74 @@ func (u *unpacker) node(target string, in *Inode) error {
 	default:
 		return fmt.Errorf("inode %d has unknown type %o: %w", in.Ino, in.Mode, ErrCorrupt)
 	}
-	return u.meta(target, in)
+	return beneath.SetLeaf(dir, name, u.owner, int(in.UID), int(in.GID),
+		in.Type() != TypeSymlink, in.Perm(), time.Unix(in.Mtime, 0))
 }
 
-// file writes a regular file from its blocks.
-func (u *unpacker) file(ctx context.Context, target string, in *Inode) error {
+// file writes a regular file from its blocks, stopping at the first block
+// that is not what the inode's size allows, and sets its metadata on the
+// open descriptor. A file that fails is removed.
+func (u *unpacker) file(ctx context.Context, rel string, in *Inode) (err error) {
 	blocks, err := u.r.Blocks(ctx, in.Ino)
 	if err != nil {
 		return err
 	}
-	if err := removeLeaf(target); err != nil {
+	// Before anything is fetched or written: rows beyond what the size
+	// allows would otherwise be written out in full.
+	if err := checkBlockCount(in, blocks); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	dir, name, err := u.leaf(rel)
 	if err != nil {
 		return err
 	}
-	n, err := u.copyBlocks(ctx, f, blocks)
-	if err = errors.Join(err, f.Close()); err != nil {
+	defer dir.Close()
+	f, err := beneath.Create(dir, name)
+	if err != nil {
 		return err
 	}
-	if n != in.Size {
-		return fmt.Errorf("blocks hold %d bytes, the inode says %d: %w", n, in.Size, ErrCorrupt)
-	}
-	return u.meta(target, in)
-}
-
-func (u *unpacker) copyBlocks(ctx context.Context, w io.Writer, blocks []Block) (uint64, error) {
-	var n uint64
-	for _, b := range blocks {
-		plain, err := u.fetch.block(ctx, b)
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
-			return n, err
+			_ = unix.Unlinkat(int(dir.Fd()), name, 0)
 		}
-		if _, err := w.Write(plain); err != nil {
-			return n, err
+	}()
+	for i := range blocks {
+		plain, err := u.fetch.sizedBlock(ctx, in, blocks, i)
+		if err != nil {
+			return err
 		}
-		n += uint64(len(plain))
-	}
-	return n, nil
-}
-
-// meta applies ownership (as root), mode and times, never following a
-// symlink. chmod comes after chown, which clears setuid bits.
-func (u *unpacker) meta(target string, in *Inode) error {
-	if u.owner {
-		if err := os.Lchown(target, int(in.UID), int(in.GID)); err != nil {
+		if _, err := f.Write(plain); err != nil {
 			return err
 		}
 	}
-	if in.Type() != TypeSymlink {
-		if err := unix.Fchmodat(unix.AT_FDCWD, target, in.Perm(), 0); err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
-	}
-	ts := []unix.Timespec{{Sec: in.Mtime}, {Sec: in.Mtime}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times: %w", err)
-	}
-	return nil
+	return beneath.SetFile(f, u.owner, int(in.UID), int(in.GID), in.Perm(), time.Unix(in.Mtime, 0))
 }
 
-// mkdirNoFollow creates a directory, accepting an existing one but never a
-// symlink in its place (which would let later entries escape the root).
-func mkdirNoFollow(path string, isRoot bool) error {
-	mk := os.Mkdir
-	if isRoot {
-		mk = os.MkdirAll
+// leaf opens the parent directory of rel and clears the way for rel's
+// base name: an earlier run's file or symlink there is removed, never
+// followed. The caller closes dir.
+func (u *unpacker) leaf(rel string) (dir *os.File, name string, err error) {
+	parent, name := beneath.Split(rel)
+	dir, err = u.root.Dir(parent, false)
+	if err != nil {
+		return nil, "", err
 	}
-	err := mk(path, 0o755)
-	if err == nil || !errors.Is(err, os.ErrExist) {
-		return err
+	if err := beneath.RemoveLeaf(dir, name); err != nil {
+		dir.Close()
+		return nil, "", err
 	}
-	fi, err := os.Lstat(path)
+	return dir, name, nil
+}
+
+// dirMeta applies a directory's owner, mode and times on its descriptor.
+func (u *unpacker) dirMeta(rel string, in *Inode) error {
+	d, err := u.root.Dir(rel, false)
 	if err != nil {
 		return err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("exists and is not a directory (%s)", fi.Mode().Type())
-	}
-	return nil
-}
-
-// removeLeaf removes a non-directory at path so it can be created anew.
-func removeLeaf(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return errors.New("a directory is in the way")
-	}
-	return os.Remove(path)
+	err = beneath.SetFile(d, u.owner, int(in.UID), int(in.GID), in.Perm(), time.Unix(in.Mtime, 0))
+	return errors.Join(err, d.Close())
 }

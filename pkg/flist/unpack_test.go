@@ -33,11 +33,11 @@ func TestUnpackHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	if err := Unpack(ctx, fl, dst, UnpackOptions{}); err != nil {
+	if err := Unpack(ctx, fl, dst, UnpackOptions{Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	compareTrees(t, src, dst)
-	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true}); err != nil {
+	if rep, err := Verify(ctx, fl, VerifyOptions{Deep: true, Routes: localRoutes}); err != nil {
 		t.Errorf("verify over http: %s: %v", rep, err)
 	}
 }
@@ -109,7 +109,7 @@ func unpackAsUser(t *testing.T) {
 	log.SetOutput(io.Discard)
 	hook := test.NewLocal(log)
 	out := os.Getenv(helperOut)
-	if err := Unpack(ctx, os.Getenv(helperFlist), out, UnpackOptions{Log: log}); err != nil {
+	if err := Unpack(ctx, os.Getenv(helperFlist), out, UnpackOptions{Log: log, Routes: localRoutes}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(out, "dev/null")); err == nil {

@@ -7,6 +7,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -23,6 +26,15 @@ type VerifyOptions struct {
 	Deep bool
 	// Store overrides the flist's routes.
 	Store store.Store
+	// Routes says where the flist's routes may lead when Store is nil: the
+	// zero value refuses link-local addresses (always), loopback addresses
+	// and dir:// routes (see store.RoutePolicy).
+	Routes store.RoutePolicy
+	// Timeouts bound the network waits of the routed stores; zero fields
+	// take httpclient's defaults.
+	Timeouts httpclient.Timeouts
+	// Log receives the routes used; nil is silent.
+	Log logrus.FieldLogger
 	// Parallel is the number of blobs checked at once; default DefaultParallel.
 	Parallel int
 	// Progress, when not nil, reports the blobs checked.
@@ -34,6 +46,9 @@ type VerifyReport struct {
 	Files  int // regular files
 	Blocks int // block rows
 	Blobs  int // distinct blobs checked
+	// Deep is set when the blobs were fetched and their content checked,
+	// not only looked up.
+	Deep bool
 	// Problems, each "<what>: <file path>", sorted.
 	Missing      []string // blob not in its routed store
 	Corrupt      []string // blob fails the deep check
@@ -45,10 +60,15 @@ func (r VerifyReport) OK() bool {
 	return len(r.Missing) == 0 && len(r.Corrupt) == 0 && len(r.Inconsistent) == 0
 }
 
-// String is a one-line summary.
+// String is a one-line summary. A shallow report says what it did not
+// check.
 func (r VerifyReport) String() string {
-	return fmt.Sprintf("%d files, %d blocks, %d blobs checked: %d missing, %d corrupt, %d inconsistent",
+	s := fmt.Sprintf("%d files, %d blocks, %d blobs checked: %d missing, %d corrupt, %d inconsistent",
 		r.Files, r.Blocks, r.Blobs, len(r.Missing), len(r.Corrupt), len(r.Inconsistent))
+	if !r.Deep {
+		s += " (presence only: blob content not fetched, decrypted or hashed; DEEP=1 checks it)"
+	}
+	return s
 }
 
 type verifyFile struct {
@@ -70,13 +90,13 @@ type blobState struct {
 // OK, and other errors (an unreadable flist, a store refusing the
 // credentials) without a report.
 func Verify(ctx context.Context, fl string, opt VerifyOptions) (VerifyReport, error) {
-	var rep VerifyReport
+	rep := VerifyReport{Deep: opt.Deep}
 	r, err := Open(fl)
 	if err != nil {
 		return rep, err
 	}
 	defer r.Close()
-	s, err := openStore(ctx, r, opt.Store)
+	s, err := source{opt.Store, opt.Routes, opt.Timeouts, opt.Log}.open(ctx, r)
 	if err != nil {
 		return rep, err
 	}
@@ -90,14 +110,14 @@ func Verify(ctx context.Context, fl string, opt VerifyOptions) (VerifyReport, er
 		if err != nil {
 			return err
 		}
-		files = append(files, verifyFile{p, in.Size, bs})
+		files = append(files, verifyFile{Printable(p), in.Size, bs})
 		rep.Blocks += len(bs)
 		if uint64(len(bs)) != blocksFor(in.Size) {
-			rep.Inconsistent = append(rep.Inconsistent, fmt.Sprintf("%d blocks for %d bytes: %s", len(bs), in.Size, p))
+			rep.Inconsistent = append(rep.Inconsistent, fmt.Sprintf("%d blocks for %d bytes: %s", len(bs), in.Size, Printable(p)))
 		}
 		for _, b := range bs {
 			if blobs[b.ID] == nil {
-				blobs[b.ID] = &blobState{key: b.Key, file: p}
+				blobs[b.ID] = &blobState{key: b.Key, file: Printable(p)}
 			}
 		}
 		return nil
@@ -197,18 +217,15 @@ func checkBlob(ctx context.Context, s store.Store, id [HashSize]byte, st *blobSt
 		st.missing = !ok
 		return err
 	}
-	blob, err := s.Get(ctx, id[:])
-	if errors.Is(err, store.ErrNotFound) {
+	f := fetcher{store: s}
+	plain, err := f.fetch(ctx, Block{ID: id, Key: st.key})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		st.missing = true
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	plain, err := decodeChecked(Block{ID: id, Key: st.key}, blob)
-	if err != nil {
+	case errors.Is(err, ErrCorruptBlock):
 		st.corrupt = err
-		return nil
+	case err != nil:
+		return err
 	}
 	st.plainLen = len(plain)
 	return nil

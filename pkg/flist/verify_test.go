@@ -41,7 +41,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, deep := range []bool{false, true} {
-		rep, err := Verify(ctx, fl, VerifyOptions{Deep: deep})
+		rep, err := Verify(ctx, fl, VerifyOptions{Deep: deep, Routes: localRoutes})
 		if err != nil {
 			t.Fatalf("deep=%v: %v", deep, err)
 		}
@@ -60,10 +60,10 @@ func TestVerify(t *testing.T) {
 	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Verify(ctx, fl, VerifyOptions{}); err != nil || !rep.OK() {
+	if rep, err := Verify(ctx, fl, VerifyOptions{Routes: localRoutes}); err != nil || !rep.OK() {
 		t.Errorf("shallow check after corruption: %s, %v", rep, err)
 	}
-	rep, err := Verify(ctx, fl, VerifyOptions{Deep: true})
+	rep, err := Verify(ctx, fl, VerifyOptions{Deep: true, Routes: localRoutes})
 	if !errors.Is(err, ErrVerify) || len(rep.Corrupt) != 1 || !strings.Contains(rep.Corrupt[0], "/hello.txt") {
 		t.Errorf("deep check after corruption: %+v, %v", rep, err)
 	}
@@ -73,7 +73,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, deep := range []bool{false, true} {
-		rep, err := Verify(ctx, fl, VerifyOptions{Deep: deep})
+		rep, err := Verify(ctx, fl, VerifyOptions{Deep: deep, Routes: localRoutes})
 		if !errors.Is(err, ErrVerify) || len(rep.Missing) != 1 || !strings.Contains(rep.Missing[0], "/big/compressible.txt") {
 			t.Errorf("deep=%v after removal: %+v, %v", deep, rep, err)
 		}
@@ -105,11 +105,11 @@ func TestVerifyInconsistent(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(ctx, fl, VerifyOptions{})
+	rep, err := Verify(ctx, fl, VerifyOptions{Routes: localRoutes})
 	if !errors.Is(err, ErrVerify) || len(rep.Inconsistent) != 1 || !strings.Contains(rep.Inconsistent[0], "Boolean.pm") {
 		t.Errorf("Verify = %+v, %v", rep, err)
 	}
-	if err := Unpack(ctx, fl, t.TempDir(), UnpackOptions{}); !errors.Is(err, ErrCorrupt) {
+	if err := Unpack(ctx, fl, t.TempDir(), UnpackOptions{Routes: localRoutes}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Unpack of a partial flist = %v, want ErrCorrupt", err)
 	}
 }

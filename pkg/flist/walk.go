@@ -21,8 +21,8 @@ const RootIno = 1
 // `inspect` print in this order.
 //
 // Names that could escape a directory ("", ".", "..", or containing '/' or
-// NUL) and directory cycles fail with ErrCorrupt, so callers can join paths
-// safely.
+// NUL), two entries with the same path and directory cycles fail with
+// ErrCorrupt, so callers can join paths safely and meet each path once.
 func (r *Reader) Walk(ctx context.Context, fn WalkFunc) error {
 	root, err := r.Inode(ctx, RootIno)
 	if err != nil {
@@ -50,11 +50,11 @@ func (r *Reader) Walk(ctx context.Context, fn WalkFunc) error {
 		if err != nil {
 			return err
 		}
+		if err := r.checkNames(it.path, children); err != nil {
+			return err
+		}
 		for i := range children {
 			child := &children[i]
-			if err := r.checkName(child); err != nil {
-				return err
-			}
 			p := joinPath(it.path, child.Name)
 			if child.Type() == TypeDir {
 				if seen[child.Ino] {
@@ -72,9 +72,20 @@ func (r *Reader) Walk(ctx context.Context, fn WalkFunc) error {
 	return nil
 }
 
-func (r *Reader) checkName(in *Inode) error {
-	if !ValidName(in.Name) {
-		return fmt.Errorf("flist %s: inode %d has unsafe name %q: %w", r.path, in.Ino, in.Name, ErrCorrupt)
+// checkNames checks the entries of directory dir: every name is a safe
+// path element and no two are equal. Two entries with one path would let a
+// reader replace what it just created (a file by a symlink to anywhere).
+func (r *Reader) checkNames(dir string, children []Inode) error {
+	seen := make(map[string]int64, len(children))
+	for i := range children {
+		in := &children[i]
+		if !ValidName(in.Name) {
+			return fmt.Errorf("flist %s: inode %d has unsafe name %q: %w", r.path, in.Ino, in.Name, ErrCorrupt)
+		}
+		if first, dup := seen[in.Name]; dup {
+			return fmt.Errorf("flist %s: inodes %d and %d are both %q: %w", r.path, first, in.Ino, joinPath(dir, in.Name), ErrCorrupt)
+		}
+		seen[in.Name] = in.Ino
 	}
 	return nil
 }

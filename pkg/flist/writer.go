@@ -1,6 +1,7 @@
 package flist
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -9,7 +10,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
@@ -25,15 +28,109 @@ var schema string
 // Writer writes an flist. All rows go into one transaction, committed by
 // Commit; an flist that was not committed is empty. Its methods are safe for
 // concurrent use.
+//
+// The rows are inserted by one goroutine of the Writer, in the order they
+// were added (which fixes the file's bytes), while the caller carries on;
+// inode, extra and block rows batchRows at a time. An insert's error
+// therefore surfaces on a later call, or on Commit.
 type Writer struct {
 	path string
 	db   *sql.DB
 	tx   *sql.Tx
 
 	mu                  sync.Mutex
-	inode, extra, block *sql.Stmt
+	inode, extra, block rowBatch
 	route, tag          *sql.Stmt
+	nextIno             int64
 	done                bool
+
+	inserts chan func() error // run in order by the inserter
+	stopped chan struct{}     // closed when the inserter has run them all
+	failed  atomic.Pointer[error]
+}
+
+// batchRows is how many rows one insert statement carries: with a
+// statement per row, the transpiled SQLite spent several times longer
+// setting up statements than inserting.
+const batchRows = 128
+
+// rowBatch buffers the rows of one table for a statement that inserts
+// batchRows of them.
+type rowBatch struct {
+	table string // and its columns: "block (ino, id, key)"
+	cols  int
+	full  *sql.Stmt // inserts batchRows rows
+	args  []any
+}
+
+func (b *rowBatch) query(rows int) string {
+	row := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
+	return "insert into " + b.table + " values " + row + strings.Repeat(", "+row, rows-1)
+}
+
+func (b *rowBatch) prepare(ctx context.Context, tx *sql.Tx, table string, cols int) (err error) {
+	b.table, b.cols = table, cols
+	b.full, err = tx.PrepareContext(ctx, b.query(batchRows))
+	return err
+}
+
+// add buffers one row and returns the insert of the batch once it is full.
+func (b *rowBatch) add(row ...any) func() error {
+	b.args = append(b.args, row...)
+	if len(b.args) < b.cols*batchRows {
+		return nil
+	}
+	args := b.args
+	b.args = make([]any, 0, len(args))
+	return func() error {
+		_, err := b.full.Exec(args...)
+		return err
+	}
+}
+
+// rest returns the insert of a partial batch, or nil.
+func (b *rowBatch) rest(tx *sql.Tx) func() error {
+	if len(b.args) == 0 {
+		return nil
+	}
+	args := b.args
+	b.args = nil
+	return func() error {
+		_, err := tx.Exec(b.query(len(args)/b.cols), args...)
+		return err
+	}
+}
+
+// insert queues an insert (nil: none) for the inserter; what names the
+// rows in an error, formatted only then. It fails with the error of an
+// earlier insert, if one failed. The caller holds w.mu.
+func (w *Writer) insert(do func() error, what string, args ...any) error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	if do == nil {
+		return nil
+	}
+	w.inserts <- func() error {
+		if err := do(); err != nil {
+			return fmt.Errorf("flist %s: %s: %w", w.path, fmt.Sprintf(what, args...), err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// inserter runs the queued inserts until the queue is closed; after the
+// first failure it only drains it.
+func (w *Writer) inserter() {
+	defer close(w.stopped)
+	for do := range w.inserts {
+		if w.failed.Load() == nil {
+			if err := do(); err != nil {
+				w.failed.Store(&err)
+			}
+		}
+	}
 }
 
 // fileDSN is a SQLite URI for path with the given query, so that paths
@@ -70,6 +167,7 @@ func Create(path string) (*Writer, error) {
 		db.Close()
 		return nil, fmt.Errorf("create flist %s: %w", path, err)
 	}
+	go w.inserter()
 	return w, nil
 }
 
@@ -83,13 +181,26 @@ func (w *Writer) init() error {
 		return err
 	}
 	w.tx = tx
+	w.nextIno = RootIno
+	w.inserts, w.stopped = make(chan func() error, 4), make(chan struct{})
+	for _, b := range []struct {
+		batch *rowBatch
+		table string
+		cols  int
+	}{
+		{&w.inode, "inode (ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime)", 10},
+		{&w.extra, "extra (ino, data)", 2},
+		{&w.block, "block (ino, id, key)", 3},
+	} {
+		if err := b.batch.prepare(ctx, tx, b.table, b.cols); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&w.inode, `insert into inode (parent, name, size, uid, gid, mode, rdev, ctime, mtime) values (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.extra, `insert into extra (ino, data) values (?, ?)`},
-		{&w.block, `insert into block (ino, id, key) values (?, ?, ?)`},
 		{&w.route, `insert into route (start, end, url) values (?, ?, ?)`},
 		{&w.tag, `insert or replace into tag (key, value) values (?, ?)`},
 	} {
@@ -101,30 +212,26 @@ func (w *Writer) init() error {
 	return nil
 }
 
-// AddInode inserts an inode (and its extra row when in.Data is not nil) and
-// returns its number. The first inode added is ino 1; it must be the root,
-// with Parent 0 and Name "/".
+// AddInode adds an inode (and its extra row when in.Data is not nil) and
+// returns its number: inodes are numbered from 1 in the order they are
+// added. The first inode added must be the root, with Parent 0 and Name "/".
 func (w *Writer) AddInode(in Inode) (int64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return 0, errWriterClosed
 	}
-	res, err := w.inode.Exec(in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
-		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime)
-	if err != nil {
-		return 0, fmt.Errorf("flist %s: add inode %q: %w", w.path, in.Name, err)
-	}
-	ino, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("flist %s: add inode %q: %w", w.path, in.Name, err)
-	}
-	if in.Data != nil {
+	ino := w.nextIno
+	err := w.insert(w.inode.add(ino, in.Parent, in.Name, int64(in.Size), int64(in.UID), int64(in.GID),
+		int64(in.Mode), int64(in.Rdev), in.Ctime, in.Mtime), "add inodes up to %q", in.Name)
+	if err == nil && in.Data != nil {
 		// A []byte binds as a BLOB, which is what rfs writes and reads.
-		if _, err := w.extra.Exec(ino, in.Data); err != nil {
-			return 0, fmt.Errorf("flist %s: add extra of %q: %w", w.path, in.Name, err)
-		}
+		err = w.insert(w.extra.add(ino, bytes.Clone(in.Data)), "add extra rows up to %q", in.Name)
 	}
+	if err != nil {
+		return 0, err
+	}
+	w.nextIno++
 	return ino, nil
 }
 
@@ -136,8 +243,9 @@ func (w *Writer) AddBlocks(ino int64, blocks []Block) error {
 		return errWriterClosed
 	}
 	for _, b := range blocks {
-		if _, err := w.block.Exec(ino, b.ID[:], b.Key[:]); err != nil {
-			return fmt.Errorf("flist %s: add block of inode %d: %w", w.path, ino, err)
+		id, key := b.ID, b.Key
+		if err := w.insert(w.block.add(ino, id[:], key[:]), "add blocks up to inode %d", ino); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -150,10 +258,10 @@ func (w *Writer) AddRoute(r store.Route) error {
 	if w.done {
 		return errWriterClosed
 	}
-	if _, err := w.route.Exec(int64(r.Start), int64(r.End), r.URL); err != nil {
-		return fmt.Errorf("flist %s: add route: %w", w.path, err)
-	}
-	return nil
+	return w.insert(func() error {
+		_, err := w.route.Exec(int64(r.Start), int64(r.End), r.URL)
+		return err
+	}, "add route")
 }
 
 // SetTag sets a tag (rfs's pack writes none; `rfs config tag add` does).
@@ -163,10 +271,10 @@ func (w *Writer) SetTag(key, value string) error {
 	if w.done {
 		return errWriterClosed
 	}
-	if _, err := w.tag.Exec(key, value); err != nil {
-		return fmt.Errorf("flist %s: set tag %q: %w", w.path, key, err)
-	}
-	return nil
+	return w.insert(func() error {
+		_, err := w.tag.Exec(key, value)
+		return err
+	}, "set tag %q", key)
 }
 
 var errWriterClosed = errors.New("flist writer already closed")
@@ -179,7 +287,21 @@ func (w *Writer) Commit() error {
 		return errWriterClosed
 	}
 	w.done = true
-	err := w.tx.Commit()
+	var err error
+	for _, b := range []*rowBatch{&w.inode, &w.extra, &w.block} {
+		table, _, _ := strings.Cut(b.table, " ")
+		if err = w.insert(b.rest(w.tx), "add %s rows", table); err != nil {
+			break
+		}
+	}
+	if stopErr := w.stop(); err == nil {
+		err = stopErr // the first failed insert, if any
+	}
+	if err == nil {
+		err = w.tx.Commit()
+	} else {
+		err = errors.Join(err, w.tx.Rollback())
+	}
 	return w.closeDB(err)
 }
 
@@ -192,12 +314,22 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.done = true
-	err := w.tx.Rollback()
-	return w.closeDB(err)
+	_ = w.stop() // the rows are discarded anyway
+	return w.closeDB(w.tx.Rollback())
+}
+
+// stop waits for the queued inserts and returns the first one's error.
+func (w *Writer) stop() error {
+	close(w.inserts)
+	<-w.stopped
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (w *Writer) closeDB(err error) error {
-	for _, s := range []*sql.Stmt{w.inode, w.extra, w.block, w.route, w.tag} {
+	for _, s := range []*sql.Stmt{w.inode.full, w.extra.full, w.block.full, w.route, w.tag} {
 		err = errors.Join(err, s.Close())
 	}
 	err = errors.Join(err, w.db.Close())

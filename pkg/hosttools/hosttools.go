@@ -1,14 +1,14 @@
-// Package hosttools declares the programs each build stage needs on the
-// host, with the Debian and Alpine packages that provide them, and checks
-// them up front so a build fails at once with one message naming everything
-// to install, instead of failing halfway with "command not found".
+// Package hosttools knows the programs the build runs on the host, with the
+// Debian and Alpine packages that provide them, and checks them up front so
+// a build fails at once with one message naming everything to install,
+// instead of failing halfway with "command not found". Each build stage
+// declares the tools it needs in its spec (stage.Stage.Tools).
 package hosttools
 
 import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"sort"
 	"strings"
 )
 
@@ -40,7 +40,6 @@ func known() map[string]Tool {
 		{"perl", "perl", "perl"},
 		{"xz", "xz-utils", "xz"},
 		{"depmod", "kmod", "kmod"},
-		{"qemu-system-x86_64", "qemu-system-x86", "qemu-system-x86_64"},
 		{"upx", "none in Debian 12 (upx-ucl in later releases)", "upx"},
 		{"ccache", "ccache", "ccache"},
 		{"podman", "podman", "podman"},
@@ -51,44 +50,17 @@ func known() map[string]Tool {
 	return tools
 }
 
-// lookup returns the named known tools.
-func lookup(names ...string) []Tool {
+// Named returns the named tools with their packages. A build stage declares
+// the tools it needs with it (stage.Stage.Tools); a name that is not listed
+// here comes back without packages, which the pipeline's tests reject.
+func Named(names ...string) []Tool {
 	k := known()
 	out := make([]Tool, len(names))
 	for i, n := range names {
 		out[i] = k[n]
+		out[i].Name = n
 	}
 	return out
-}
-
-// stageTools maps each stage to the tools it cannot run without. Stages
-// done in Go (extraction, cpio, flists) need nothing, and apk is
-// bootstrapped when missing. Component builds also need tools by build
-// kind: see ForBuild.
-func stageTools() map[string][]string {
-	return map[string][]string{
-		"components_build": {"git"},
-		"components_copy":  {"strip"},
-		"kernel_modules":   {"make", "cc", "flex", "bison", "bc", "perl", "depmod"},
-		"kernel_build":     {"make", "cc", "flex", "bison", "bc", "perl", "depmod"},
-		"modules_copy":     {"depmod"},
-		"boot_test":        {"qemu-system-x86_64"},
-	}
-}
-
-// ForStage returns the tools the named stage needs (none for unknown or
-// pure-Go stages).
-func ForStage(stage string) []Tool { return lookup(stageTools()[stage]...) }
-
-// Stages lists the stages that need host tools, sorted.
-func Stages() []string {
-	stages := stageTools()
-	names := make([]string, 0, len(stages))
-	for s := range stages {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // ForBuild returns the tools a component BUILD kind (cargo-musl, go, make,
@@ -96,25 +68,22 @@ func Stages() []string {
 func ForBuild(kind string) []Tool {
 	switch kind {
 	case "cargo-musl":
-		return lookup("cargo", "cc")
+		return Named("cargo", "cc")
 	case "go":
-		return lookup("go")
+		return Named("go")
 	case "make":
-		return lookup("make", "cc")
+		return Named("make", "cc")
 	case "script":
-		return lookup("sh")
+		return Named("sh")
 	}
 	return nil
 }
-
-// ForCompileCache returns the compile cache's tool (COMPILE_CACHE=ccache).
-func ForCompileCache() []Tool { return lookup("ccache") }
 
 // ForRuntime returns the container runtime's tool (podman, docker).
 func ForRuntime(runtime string) []Tool {
 	switch runtime {
 	case "podman", "docker":
-		return lookup(runtime)
+		return Named(runtime)
 	}
 	return nil
 }
@@ -142,27 +111,4 @@ func check(tools []Tool, look func(string) (string, error)) error {
 	}
 	return fmt.Errorf("%w: install them, or set CONTAINER_RUNTIME=podman|docker to build in the builder image:\n%s",
 		ErrMissing, strings.Join(missing, "\n"))
-}
-
-// Markdown returns the stage table for documentation.
-func Markdown() string {
-	var b strings.Builder
-	b.WriteString("| stage | tool | Debian package | Alpine package |\n|---|---|---|---|\n")
-	row := func(stage string, t Tool) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", stage, t.Name, t.Debian, t.Alpine)
-	}
-	for _, s := range Stages() {
-		for _, t := range ForStage(s) {
-			row(s, t)
-		}
-	}
-	for _, k := range []string{"cargo-musl", "go", "make", "script"} {
-		for _, t := range ForBuild(k) {
-			row("components_build ("+k+")", t)
-		}
-	}
-	for _, t := range lookup("xz", "upx", "podman", "docker") {
-		row("optional", t)
-	}
-	return b.String()
 }

@@ -57,20 +57,20 @@ func bootRoot(t *testing.T, kver string, zinit bool) string {
 		{name: "etc/zero-os", dir: true, mode: 0o755},
 		{name: "etc/zero-os/modules-stage1.list", mode: 0o644, data: "# boot-critical\ndummy\nno_such_module_zos"}, // no final newline
 	})
-	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), readFile(t, "/bin/busybox"), 0o755))
-	for _, applet := range strings.Fields(run(t, "", nil, "/bin/busybox", "--list")) {
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), readFile(t, "/bin/busybox"), 0o755))
+	for _, applet := range strings.Fields(testutil.Run(t, "", nil, "/bin/busybox", "--list")) {
 		if applet != "busybox" && !strings.ContainsRune(applet, '/') {
-			must(t, os.Symlink("busybox", filepath.Join(root, "bin", applet)))
+			testutil.Must(t, os.Symlink("busybox", filepath.Join(root, "bin", applet)))
 		}
 	}
-	must(t, os.WriteFile(filepath.Join(root, "init"), readFile(t, initFile), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "init"), readFile(t, initFile), 0o755))
 
 	ko := filepath.Join("/lib/modules", kver, "kernel/drivers/net/dummy.ko")
 	testutil.RequireFile(t, ko)
 	modDir := filepath.Join(root, "lib/modules", kver, "kernel/drivers/net")
-	must(t, os.MkdirAll(modDir, 0o755))
-	must(t, os.WriteFile(filepath.Join(modDir, "dummy.ko"), readFile(t, ko), 0o644))
-	run(t, "", nil, "depmod", "-b", root, kver)
+	testutil.Must(t, os.MkdirAll(modDir, 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(modDir, "dummy.ko"), readFile(t, ko), 0o644))
+	testutil.Run(t, "", nil, "depmod", "-b", root, kver)
 
 	if zinit {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "sbin/zinit"), "../../internal/fixtures/fakezinit")
@@ -133,7 +133,7 @@ func TestBootDebianKernel(t *testing.T) {
 	root := bootRoot(t, kver, true)
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
 	st, err := initramfs.PackStats(context.Background(), root, initrd, initramfs.Options{SourceDateEpoch: epoch})
-	must(t, err)
+	testutil.Must(t, err)
 	t.Logf("initramfs: %+v", st)
 
 	code, console := boot(t, kernel, initrd, "--expect", marker)
@@ -145,6 +145,9 @@ func TestBootDebianKernel(t *testing.T) {
 		`fakezinit: 2 units in /etc/zinit`,
 		`fakezinit: unit hello exec="echo hello" after=\[\] oneshot=true`,
 		`fakezinit: unit network exec="udhcpc -f" after=\[hello\] oneshot=false`,
+		`init: moving / from the initramfs rootfs to a tmpfs`,
+		`init: / is a tmpfs of \d+ KiB \(zos.rootsize=50%\) holding \d+ KiB; MemAvailable: \d+ KiB before the move, \d+ KiB during it, \d+ KiB after`,
+		`fakezinit: mount / tmpfs`, // containers can pivot_root out of it
 		`fakezinit: mount /proc proc`,
 		`fakezinit: mount /sys sysfs`,
 		`fakezinit: mount /dev devtmpfs`,
@@ -160,7 +163,7 @@ func TestBootDebianKernel(t *testing.T) {
 		`fakezinit: /dev/console 5:1`,
 	} {
 		if !regexp.MustCompile(want).MatchString(console) {
-			t.Errorf("console lacks %s", want)
+			t.Errorf("console lacks %s\n%s", want, console)
 		}
 	}
 	if strings.Contains(console, "Kernel panic") {
@@ -173,6 +176,21 @@ func TestBootDebianKernel(t *testing.T) {
 	}
 }
 
+// TestBootRootfsWhenTmpfsTooSmall: when the tree does not fit the tmpfs
+// zos.rootsize= allows, /init says so and boots from the rootfs.
+func TestBootRootfsWhenTmpfsTooSmall(t *testing.T) {
+	testutil.Slow(t)
+	kernel, kver := debianKernel(t)
+	root := bootRoot(t, kver, true)
+	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
+	testutil.Must(t, initramfs.Pack(context.Background(), root, initrd, initramfs.Options{}))
+	code, console := boot(t, kernel, initrd, "--append", "zos.rootsize=1M", "--expect", marker)
+	want := regexp.MustCompile(`init: the image \(\d+ KiB\) does not fit a tmpfs of size 1M \(\d+ KiB\): staying on the initramfs rootfs`)
+	if code != 0 || !want.MatchString(console) || !strings.Contains(console, "fakezinit: mount / rootfs") {
+		t.Fatalf("runit.sh exited %d; want 0, the message and / still the rootfs\n%s", code, console)
+	}
+}
+
 // TestBootWithoutZinit: /init must say that zinit is missing and keep a
 // shell on the console instead of letting the kernel panic.
 func TestBootWithoutZinit(t *testing.T) {
@@ -180,7 +198,7 @@ func TestBootWithoutZinit(t *testing.T) {
 	kernel, kver := debianKernel(t)
 	root := bootRoot(t, kver, false)
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
-	must(t, initramfs.Pack(context.Background(), root, initrd, initramfs.Options{}))
+	testutil.Must(t, initramfs.Pack(context.Background(), root, initrd, initramfs.Options{}))
 	code, console := boot(t, kernel, initrd, "--expect", "dropping to a rescue shell")
 	if code != 0 || !strings.Contains(console, "init: /sbin/zinit not found or not executable") {
 		t.Fatalf("runit.sh exited %d; want 0 and the missing-zinit message\n%s", code, console)
@@ -225,7 +243,7 @@ func TestRunitExitCodes(t *testing.T) {
 		})
 	}
 	t.Run("help", func(t *testing.T) {
-		out := run(t, "", nil, runit, "--help")
+		out := testutil.Run(t, "", nil, runit, "--help")
 		for _, opt := range []string{"--hypervisor", "--kernel", "--initrd", "--memory", "--cpus", "--disk", "--net", "--append", "--timeout", "--expect", "--log", "--accel", "Exit codes"} {
 			if !strings.Contains(out, opt) {
 				t.Errorf("--help does not document %s", opt)

@@ -1,6 +1,7 @@
 package initramfs
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -52,9 +53,26 @@ type Entry struct {
 // wrong, an error wrapping ErrInvalid (and ErrTooLarge for the size) that
 // lists every problem.
 func Check(ctx context.Context, path string, opt CheckOptions) (*Report, error) {
+	return check(path, opt, func(fn walkFunc) (archiveInfo, error) { return readArchive(ctx, path, fn) })
+}
+
+// CheckStream is Check for the archive at the start of r, which other data
+// may follow: the initramfs inside a kernel image (kernel.EmbeddedInitramfs).
+// It reads one xz stream, or a plain cpio up to its trailer. name stands for
+// the archive in the report and the errors. The compressed size is not
+// known (Report.Compressed is 0), so opt.MaxSize does not apply.
+func CheckStream(ctx context.Context, r io.Reader, name string, opt CheckOptions) (*Report, error) {
+	opt.MaxSize = 0
+	return check(name, opt, func(fn walkFunc) (archiveInfo, error) {
+		return readStream(ctx, bufio.NewReaderSize(r, 1<<20), true, fn)
+	})
+}
+
+// check runs the checks over the entries read calls its function with.
+func check(path string, opt CheckOptions, read func(walkFunc) (archiveInfo, error)) (*Report, error) {
 	rep := &Report{Path: path}
 	idx := index{}
-	info, err := readArchive(ctx, path, func(h *cpio.Header, body io.Reader) error {
+	info, err := read(func(h *cpio.Header, body io.Reader) error {
 		rep.Entries++
 		rep.Problems = append(rep.Problems, idx.add(h)...)
 		if h.Type() == cpio.TypeReg {
@@ -96,9 +114,12 @@ func (r *Report) Print(w io.Writer) error {
 	if check == "" {
 		check = "uncompressed"
 	}
-	fmt.Fprintf(&b, "%s: %d entries, %s (%d bytes, xz check %s), uncompressed %s (%d bytes)\n",
-		r.Path, r.Entries, humanize.IBytes(uint64(r.Compressed)), r.Compressed, check,
-		humanize.IBytes(uint64(r.Uncompressed)), r.Uncompressed)
+	size := fmt.Sprintf("%s (%d bytes, xz check %s)", humanize.IBytes(uint64(r.Compressed)), r.Compressed, check)
+	if r.Compressed == 0 { // read from a stream (CheckStream)
+		size = "xz check " + check
+	}
+	fmt.Fprintf(&b, "%s: %d entries, %s, uncompressed %s (%d bytes)\n",
+		r.Path, r.Entries, size, humanize.IBytes(uint64(r.Uncompressed)), r.Uncompressed)
 	fmt.Fprintf(&b, "largest %d entries:\n", len(r.Largest))
 	for _, e := range r.Largest {
 		fmt.Fprintf(&b, "  %10s  %s\n", humanize.IBytes(uint64(e.Size)), e.Name)

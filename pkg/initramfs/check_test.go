@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
@@ -46,11 +48,25 @@ func TestCheckGood(t *testing.T) {
 		t.Errorf("largest entries not largest first: %+v", rep.Largest)
 	}
 	var buf bytes.Buffer
-	must(t, rep.Print(&buf))
+	testutil.Must(t, rep.Print(&buf))
 	for _, want := range []string{"CRC32", "lib/big.so", "largest"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("printed report lacks %q:\n%s", want, buf.String())
 		}
+	}
+	// The same archive read as a stream: the same report but for the
+	// compressed size, which a stream does not tell.
+	stream, err := initramfs.CheckStream(context.Background(), bytes.NewReader(readFile(t, out)), "embedded", initramfs.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream.Compressed != 0 || stream.Uncompressed != rep.Uncompressed || stream.Entries != rep.Entries || !slices.Equal(stream.Largest, rep.Largest) {
+		t.Errorf("stream report %+v, file report %+v", stream, rep)
+	}
+	buf.Reset()
+	testutil.Must(t, stream.Print(&buf))
+	if !strings.HasPrefix(buf.String(), "embedded: ") || !strings.Contains(buf.String(), "xz check CRC32") {
+		t.Errorf("printed stream report:\n%s", buf.String())
 	}
 }
 
@@ -62,7 +78,7 @@ func TestCheckLimitsLargest(t *testing.T) {
 	}
 	out, _ := pack(t, makeTree(t, files), initramfs.Options{})
 	rep, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{})
-	must(t, err)
+	testutil.Must(t, err)
 	if len(rep.Largest) != initramfs.LargestCount {
 		t.Errorf("largest has %d entries, want %d", len(rep.Largest), initramfs.LargestCount)
 	}
@@ -91,7 +107,7 @@ func base() []entry {
 
 // rawArchive writes entries as a cpio compressed with the Go encoder and the
 // given xz check.
-func rawArchive(t *testing.T, entries []entry, check byte) string {
+func rawArchive(t testing.TB, entries []entry, check byte) string {
 	t.Helper()
 	var c bytes.Buffer
 	w := cpio.NewWriter(&c)
@@ -103,22 +119,22 @@ func rawArchive(t *testing.T, entries []entry, check byte) string {
 		case cpio.TypeReg:
 			h.Size = int64(len(e.data))
 		}
-		must(t, w.WriteHeader(h))
+		testutil.Must(t, w.WriteHeader(h))
 		if h.Size > 0 {
 			_, err := w.Write([]byte(e.data))
-			must(t, err)
+			testutil.Must(t, err)
 		}
 	}
-	must(t, w.Close())
+	testutil.Must(t, w.Close())
 	out := filepath.Join(t.TempDir(), "raw.cpio.xz")
 	f, err := os.Create(out)
-	must(t, err)
+	testutil.Must(t, err)
 	zw, err := xz.WriterConfig{CheckSum: check}.NewWriter(f)
-	must(t, err)
+	testutil.Must(t, err)
 	_, err = zw.Write(c.Bytes())
-	must(t, err)
-	must(t, zw.Close())
-	must(t, f.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, zw.Close())
+	testutil.Must(t, f.Close())
 	return out
 }
 
@@ -172,20 +188,37 @@ func TestCheckBad(t *testing.T) {
 			if check == 0 {
 				check = xz.CRC32
 			}
-			rep, err := initramfs.Check(context.Background(), rawArchive(t, tt.entries, check), initramfs.CheckOptions{MaxSize: tt.max})
-			if tt.want == nil {
-				if err != nil || len(rep.Problems) > 0 {
-					t.Fatalf("valid archive: %v %q", err, rep.Problems)
-				}
-				return
+			archive := rawArchive(t, tt.entries, check)
+			rep, err := initramfs.Check(context.Background(), archive, initramfs.CheckOptions{MaxSize: tt.max})
+			verify(t, rep, err, tt.want, tt.problem)
+			if tt.want == initramfs.ErrTooLarge {
+				return // the size of an archive inside a stream is not known
 			}
-			if !errors.Is(err, tt.want) || !errors.Is(err, initramfs.ErrInvalid) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-			if joined := strings.Join(rep.Problems, "; "); !strings.Contains(joined, tt.problem) || !strings.Contains(err.Error(), tt.problem) {
-				t.Errorf("problems %q, error %q; want %q in both", joined, err, tt.problem)
+			// The same archive inside a kernel: CheckStream finds the same.
+			embedded := append(readFile(t, archive), "rest of the kernel"...)
+			rep, err = initramfs.CheckStream(context.Background(), bytes.NewReader(embedded), "vmlinuz.efi", initramfs.CheckOptions{MaxSize: tt.max})
+			verify(t, rep, err, tt.want, tt.problem)
+			if err != nil && !strings.Contains(err.Error(), "vmlinuz.efi") {
+				t.Errorf("the stream's error does not name it: %v", err)
 			}
 		})
+	}
+}
+
+// verify compares what Check said with what a TestCheckBad case expects.
+func verify(t *testing.T, rep *initramfs.Report, err, want error, problem string) {
+	t.Helper()
+	if want == nil {
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("valid archive: %v %q", err, rep.Problems)
+		}
+		return
+	}
+	if !errors.Is(err, want) || !errors.Is(err, initramfs.ErrInvalid) {
+		t.Fatalf("got %v, want %v", err, want)
+	}
+	if joined := strings.Join(rep.Problems, "; "); !strings.Contains(joined, problem) || !strings.Contains(err.Error(), problem) {
+		t.Errorf("problems %q, error %q; want %q in both", joined, err, problem)
 	}
 }
 
@@ -195,11 +228,14 @@ func TestCheckCorrupt(t *testing.T) {
 	out, _ := pack(t, makeTree(t, rootfs()), initramfs.Options{SourceDateEpoch: epoch})
 	data := readFile(t, out)
 	data[len(data)/2] ^= 0x55
-	must(t, os.WriteFile(out, data, 0o644))
+	testutil.Must(t, os.WriteFile(out, data, 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("corrupt archive: %v, want ErrInvalid", err)
 	}
-	must(t, os.WriteFile(out, []byte("not an archive at all"), 0o644))
+	if _, err := initramfs.CheckStream(context.Background(), bytes.NewReader(data), "kernel", initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
+		t.Errorf("corrupt embedded archive: %v, want ErrInvalid", err)
+	}
+	testutil.Must(t, os.WriteFile(out, []byte("not an archive at all"), 0o644))
 	if _, err := initramfs.Check(context.Background(), out, initramfs.CheckOptions{}); !errors.Is(err, initramfs.ErrInvalid) {
 		t.Errorf("garbage: %v, want ErrInvalid", err)
 	}
@@ -210,12 +246,42 @@ func TestCheckCorrupt(t *testing.T) {
 func TestListGolden(t *testing.T) {
 	out, _ := pack(t, makeTree(t, rootfs()), initramfs.Options{SourceDateEpoch: epoch})
 	var buf bytes.Buffer
-	must(t, initramfs.List(context.Background(), &buf, out))
+	testutil.Must(t, initramfs.List(context.Background(), &buf, out))
 	golden := filepath.Join("testdata", "list.golden")
 	if *update {
-		must(t, os.WriteFile(golden, buf.Bytes(), 0o644))
+		testutil.Must(t, os.WriteFile(golden, buf.Bytes(), 0o644))
 	}
 	if want := readFile(t, golden); !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("List output differs from %s (rerun with -update after checking):\n%s", golden, buf.String())
+	}
+}
+
+// WalkStream reads an archive other data follows (a kernel around it) and
+// stops at the end of its xz stream.
+func TestWalkStreamStopsAtItsEnd(t *testing.T) {
+	root := makeTree(t, rootfs())
+	out := filepath.Join(t.TempDir(), "initramfs.cpio.xz")
+	if err := initramfs.Pack(context.Background(), root, out, initramfs.Options{Compression: initramfs.CompressionGo, SourceDateEpoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	walk := func(h *cpio.Header, _ io.Reader) error {
+		names = append(names, h.Name)
+		return nil
+	}
+	if err := initramfs.WalkStream(context.Background(), bytes.NewReader(append(data, "rest of the kernel"...)), walk); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "sbin/zinit") || !slices.Contains(names, "dev/console") {
+		t.Errorf("entries: %v", names)
+	}
+	// A damaged stream is still an error.
+	data[len(data)/2] ^= 0xff
+	if err := initramfs.WalkStream(context.Background(), bytes.NewReader(data), walk); err == nil {
+		t.Error("a corrupt embedded archive reads without error")
 	}
 }

@@ -1,14 +1,13 @@
 package initramfs_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/initramfs"
 )
 
@@ -58,28 +57,28 @@ func rootfs() []file {
 func makeTree(t *testing.T, files []file) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
-	must(t, os.Mkdir(root, 0o755))
-	must(t, os.Chmod(root, 0o755)) // independent of the umask
+	testutil.Must(t, os.Mkdir(root, 0o755))
+	testutil.Must(t, os.Chmod(root, 0o755)) // independent of the umask
 	for _, f := range files {
 		p := filepath.Join(root, f.name)
 		switch {
 		case f.dir:
-			must(t, os.Mkdir(p, f.mode))
-			must(t, os.Chmod(p, f.mode))
+			testutil.Must(t, os.Mkdir(p, f.mode))
+			testutil.Must(t, os.Chmod(p, f.mode))
 		case f.sym:
-			must(t, os.Symlink(f.data, p))
+			testutil.Must(t, os.Symlink(f.data, p))
 		case f.link != "":
-			must(t, os.Link(filepath.Join(root, f.link), p))
+			testutil.Must(t, os.Link(filepath.Join(root, f.link), p))
 		default:
-			must(t, os.WriteFile(p, []byte(f.data), f.mode))
-			must(t, os.Chmod(p, f.mode)) // setuid and the umask
+			testutil.Must(t, os.WriteFile(p, []byte(f.data), f.mode))
+			testutil.Must(t, os.Chmod(p, f.mode)) // setuid and the umask
 		}
 		if os.Getuid() == 0 {
 			// Files of another owner, so owner 0:0 in the archive is
 			// Pack's doing (an unprivileged run owns them itself).
-			must(t, os.Lchown(p, 1000, 1000))
+			testutil.Must(t, os.Lchown(p, 1000, 1000))
 			if !f.sym && f.link == "" {
-				must(t, os.Chmod(p, f.mode)) // chown clears setuid
+				testutil.Must(t, os.Chmod(p, f.mode)) // chown clears setuid
 			}
 		}
 	}
@@ -97,31 +96,9 @@ func pack(t *testing.T, root string, opt initramfs.Options) (string, initramfs.S
 	return out, st
 }
 
-// run runs a command and returns its stdout; it fails the test on error.
-func run(t *testing.T, dir string, stdin []byte, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func readFile(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
-	must(t, err)
+	testutil.Must(t, err)
 	return b
 }

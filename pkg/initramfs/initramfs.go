@@ -13,13 +13,13 @@ package initramfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
+	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
 
 // Compression selects the xz encoder (config key INITRAMFS_COMPRESSION).
@@ -123,9 +123,9 @@ type Options struct {
 	Threads int
 	// Log receives the backend choice and a summary; nil is silent.
 	Log logrus.FieldLogger
-	// Progress, when set, receives a progress bar (terminal) or a line
-	// every 10 s (log file) while the archive is compressed.
-	Progress io.Writer
+	// Progress, when set, shows a progress bar (terminal) or a line every
+	// 10 s (log file) while the archive is compressed; nil shows nothing.
+	Progress *progress.Options
 }
 
 // Stats describes an archive Pack wrote.
@@ -135,13 +135,4 @@ type Stats struct {
 	Uncompressed int64       // cpio bytes
 	Compressed   int64       // bytes of the output file
 	Blocks       int         // xz blocks written by the xz binary; 0 for the Go encoder
-}
-
-func (o Options) log() logrus.FieldLogger {
-	if o.Log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		return l
-	}
-	return o.Log
 }

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 )
@@ -29,7 +30,7 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 		return Stats{}, err
 	}
 	if c == CompressionGo && opt.Compression != CompressionGo {
-		opt.log().Warn("initramfs: xz binary not found, using the Go xz encoder (output about 40% larger)")
+		logging.OrDiscard(opt.Log).Warn("initramfs: xz binary not found, using the Go xz encoder (output about 40% larger)")
 	}
 	items, err := plan(ctx, srcDir, opt)
 	if err != nil {
@@ -39,8 +40,16 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 	for _, it := range items {
 		j.size += cpio.RecordSize(&it.hdr)
 	}
-	opt.log().Infof("initramfs: packing %s (%d entries, %d bytes) into %s with the %s encoder", srcDir, len(items), j.size, outFile, c)
-	if err := writeAtomic(outFile, func(f *os.File) error { return j.write(ctx, f) }); err != nil {
+	logging.OrDiscard(opt.Log).Infof("initramfs: packing %s (%d entries, %d bytes) into %s with the %s encoder", srcDir, len(items), j.size, outFile, c)
+	out, err := fsutil.Create(outFile, 0o644)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer out.Cleanup()
+	if err := j.write(ctx, out.File); err != nil {
+		return Stats{}, err
+	}
+	if err := out.Commit(); err != nil {
 		return Stats{}, err
 	}
 	fi, err := os.Stat(outFile)
@@ -52,7 +61,7 @@ func PackStats(ctx context.Context, srcDir, outFile string, opt Options) (Stats,
 		_, n, _ := layout(j.size, opt)
 		st.Blocks = int(n)
 	}
-	opt.log().Infof("initramfs: wrote %s: %d bytes (%.1f%% of %d)", outFile, st.Compressed,
+	logging.OrDiscard(opt.Log).Infof("initramfs: wrote %s: %d bytes (%.1f%% of %d)", outFile, st.Compressed,
 		100*float64(st.Compressed)/float64(st.Uncompressed), st.Uncompressed)
 	return st, nil
 }
@@ -83,7 +92,7 @@ func (j *job) write(ctx context.Context, f *os.File) (err error) {
 	}()
 	var sink io.Writer = enc
 	if j.opt.Progress != nil {
-		bar := progress.Start("initramfs "+string(j.backend), j.size, progress.Bytes, progress.Options{Out: j.opt.Progress})
+		bar := progress.Start("initramfs "+string(j.backend), j.size, progress.Bytes, *j.opt.Progress)
 		defer bar.Finish()
 		sink = io.MultiWriter(enc, bar.Writer())
 	}
@@ -128,41 +137,6 @@ func copyBody(w io.Writer, path string, size int64) error {
 	}
 	if m, _ := f.Read(make([]byte, 1)); m > 0 {
 		return fmt.Errorf("pack %s: longer than %d bytes: %w", path, size, ErrChanged)
-	}
-	return nil
-}
-
-// writeAtomic creates a temporary file beside path (making its directory
-// when missing), fills it with fill and renames it to path; on any failure
-// the temporary file is removed.
-func writeAtomic(path string, fill func(*os.File) error) (err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := fill(f); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

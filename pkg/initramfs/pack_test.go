@@ -41,21 +41,21 @@ func TestPackReadByGNU(t *testing.T) {
 			if st.Backend != c {
 				t.Errorf("backend %s ran, asked for %s", st.Backend, c)
 			}
-			run(t, "", nil, "xz", "-t", out)
-			info := run(t, "", nil, "xz", "-lvv", out)
+			testutil.Run(t, "", nil, "xz", "-t", out)
+			info := testutil.Run(t, "", nil, "xz", "-lvv", out)
 			if !regexp.MustCompile(`(?m)^\s+Check:\s+CRC32$`).MatchString(info) {
 				t.Errorf("xz -lvv does not report a CRC32 check:\n%s", info)
 			}
 			if c == initramfs.CompressionXZ && !regexp.MustCompile(fmt.Sprintf(`(?m)^\s+Blocks:\s+%d$`, st.Blocks)).MatchString(info) {
 				t.Errorf("Stats.Blocks is %d, xz -lvv says:\n%s", st.Blocks, info)
 			}
-			cpioData := []byte(run(t, "", nil, "xz", "-dc", out))
+			cpioData := []byte(testutil.Run(t, "", nil, "xz", "-dc", out))
 			if int64(len(cpioData)) != st.Uncompressed {
 				t.Errorf("xz -dc gives %d bytes, Stats.Uncompressed is %d", len(cpioData), st.Uncompressed)
 			}
-			checkGNUListing(t, run(t, "", cpioData, "cpio", "-itvn", "--quiet"), files)
+			checkGNUListing(t, testutil.Run(t, "", cpioData, "cpio", "-itvn", "--quiet"), files)
 			dir := t.TempDir()
-			run(t, dir, cpioData, "cpio", "-id", "--quiet", "--no-absolute-filenames", "-f", "dev/*")
+			testutil.Run(t, dir, cpioData, "cpio", "-id", "--quiet", "--no-absolute-filenames", "-f", "dev/*")
 			compareTrees(t, root, dir, files)
 		})
 	}
@@ -156,7 +156,7 @@ func TestPackHardLinkStoredOnce(t *testing.T) {
 	if st.Uncompressed >= int64(2*len(big)) {
 		t.Errorf("cpio is %d bytes: the %d-byte body is stored twice", st.Uncompressed, len(big))
 	}
-	listing := run(t, "", []byte(run(t, "", nil, "xz", "-dc", out)), "cpio", "-itvn", "--quiet")
+	listing := testutil.Run(t, "", []byte(testutil.Run(t, "", nil, "xz", "-dc", out)), "cpio", "-itvn", "--quiet")
 	if !regexp.MustCompile(`(?m)^-rw-r--r--\s+2\s+0\s+0\s+15000 .* a$`).MatchString(listing) ||
 		!regexp.MustCompile(`(?m)^-rw-r--r--\s+2\s+0\s+0\s+0 .* b$`).MatchString(listing) {
 		t.Errorf("want a with the data and b empty, both with 2 links:\n%s", listing)
@@ -174,7 +174,7 @@ func TestPackReproducible(t *testing.T) {
 	touch := func() { // a new mtime each call, whole hours apart
 		touched++
 		later := time.Unix(*epoch, 0).Add(time.Duration(touched) * time.Hour)
-		must(t, os.Chtimes(filepath.Join(root, "etc/hosts"), later, later))
+		testutil.Must(t, os.Chtimes(filepath.Join(root, "etc/hosts"), later, later))
 	}
 	for _, c := range backends {
 		t.Run(string(c), func(t *testing.T) {
@@ -186,7 +186,7 @@ func TestPackReproducible(t *testing.T) {
 				t.Error("archives of the same tree and epoch differ after touching a file")
 			}
 			copied := filepath.Join(t.TempDir(), "copy")
-			run(t, "", nil, "cp", "-a", root, copied)
+			testutil.Run(t, "", nil, "cp", "-a", root, copied)
 			if c2, _ := pack(t, copied, opt); !bytes.Equal(readFile(t, a), readFile(t, c2)) {
 				t.Error("the archive of a copy of the tree differs")
 			}
@@ -208,7 +208,7 @@ func TestPackReproducible(t *testing.T) {
 		if !bytes.Equal(readFile(t, one), readFile(t, two)) {
 			t.Error("1 and 2 xz threads give different archives")
 		}
-		if info := run(t, "", nil, "xz", "-lvv", one); !regexp.MustCompile(`(?m)^\s+Blocks:\s+3$`).MatchString(info) {
+		if info := testutil.Run(t, "", nil, "xz", "-lvv", one); !regexp.MustCompile(`(?m)^\s+Blocks:\s+3$`).MatchString(info) {
 			t.Errorf("Blocks: 3 gave another block count:\n%s", info)
 		}
 	})
@@ -232,12 +232,12 @@ func noise(n int) string {
 // untouched and no temporary file is left.
 func TestPackFailureKeepsOldArchive(t *testing.T) {
 	bin := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(bin, "xz"), []byte("#!/bin/sh\nhead -c 100 >/dev/null\necho 'xz: out of cheese' >&2\nexit 1\n"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(bin, "xz"), []byte("#!/bin/sh\nhead -c 100 >/dev/null\necho 'xz: out of cheese' >&2\nexit 1\n"), 0o755))
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	root := makeTree(t, append(rootfs(), file{name: "blob", mode: 0o644, data: noise(4 << 20)}))
 	dir := t.TempDir()
 	out := filepath.Join(dir, "initramfs.cpio.xz")
-	must(t, os.WriteFile(out, []byte("old archive"), 0o644))
+	testutil.Must(t, os.WriteFile(out, []byte("old archive"), 0o644))
 
 	err := initramfs.Pack(context.Background(), root, out, initramfs.Options{Compression: initramfs.CompressionXZ})
 	if err == nil || !strings.Contains(err.Error(), "out of cheese") {
@@ -332,9 +332,9 @@ func TestPackKeepsRealDeviceNodes(t *testing.T) {
 	if err := syscall.Mknod(filepath.Join(root, "dev/ttyS0"), syscall.S_IFCHR|0o620, int(4<<8|64)); err != nil {
 		t.Skipf("mknod needs root: %v", err)
 	}
-	must(t, os.Chmod(filepath.Join(root, "dev/ttyS0"), os.ModeDevice|os.ModeCharDevice|0o620)) // the umask
+	testutil.Must(t, os.Chmod(filepath.Join(root, "dev/ttyS0"), os.ModeDevice|os.ModeCharDevice|0o620)) // the umask
 	out, _ := pack(t, root, initramfs.Options{SourceDateEpoch: epoch})
-	listing := run(t, "", []byte(run(t, "", nil, "xz", "-dc", out)), "cpio", "-itvn", "--quiet")
+	listing := testutil.Run(t, "", []byte(testutil.Run(t, "", nil, "xz", "-dc", out)), "cpio", "-itvn", "--quiet")
 	for _, want := range []string{`crw--w----\s+1\s+0\s+0\s+4,\s+64 .* dev/ttyS0`, `crw-------\s+1\s+0\s+0\s+5,\s+1 .* dev/console`} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(listing) {
 			t.Errorf("no line matching %s in\n%s", want, listing)
@@ -345,23 +345,12 @@ func TestPackKeepsRealDeviceNodes(t *testing.T) {
 	}
 }
 
-// TestBenchRuns runs Bench on a small tree: every variant must work and
-// print its row (the numbers themselves are for the notes, not asserted).
-func TestBenchRuns(t *testing.T) {
-	requireTools(t, "xz", "cpio", "find", "sh")
-	var buf bytes.Buffer
-	must(t, initramfs.Bench(context.Background(), makeTree(t, rootfs()), &buf))
-	if rows := regexp.MustCompile(`(?m)^\| (shell|Pack).* \| \d+ \|`).FindAllString(buf.String(), -1); len(rows) != 6 {
-		t.Errorf("want 6 result rows:\n%s", buf.String())
-	}
-}
-
 // TestPackSymlinkedRoot packs a tree through a symlink to it: the archive
 // must hold the tree, not a symlink named ".".
 func TestPackSymlinkedRoot(t *testing.T) {
 	root := makeTree(t, rootfs())
 	link := filepath.Join(t.TempDir(), "link")
-	must(t, os.Symlink(root, link))
+	testutil.Must(t, os.Symlink(root, link))
 	opt := initramfs.Options{Compression: initramfs.CompressionGo, SourceDateEpoch: epoch}
 	direct, _ := pack(t, root, opt)
 	via, _ := pack(t, link, opt)

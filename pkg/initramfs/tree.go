@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 )
 
@@ -133,7 +134,7 @@ func addDevices(items []*item, devices []Device, opt Options) ([]*item, error) {
 		dev := &item{hdr: hdr}
 		if i, ok := byName[name]; ok {
 			if t := items[i].hdr.Type(); t != cpio.TypeChar && t != cpio.TypeBlock {
-				opt.log().Warnf("initramfs: %s in the tree is replaced by a device node %d:%d", name, d.Major, d.Minor)
+				logging.OrDiscard(opt.Log).Warnf("initramfs: %s in the tree is replaced by a device node %d:%d", name, d.Major, d.Minor)
 			}
 			items[i] = dev
 			continue

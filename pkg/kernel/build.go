@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
 
@@ -87,11 +88,11 @@ func (o Options) make(ctx context.Context, step string, targets ...string) error
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
-	logf(o.Log, "kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
+	logging.OrDiscard(o.Log).Infof("kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
 	start := time.Now()
 	cpu, err := runLogged(ctx, l.Tree(), l.Logs(), step, append(o.kbuildEnv(), o.Env...), "make", args...)
 	if err == nil {
-		logf(o.Log, "kernel: make %s: %s, %s CPU", step, time.Since(start).Round(100*time.Millisecond), cpu.Round(100*time.Millisecond))
+		logging.OrDiscard(o.Log).Infof("kernel: make %s: %s, %s CPU", step, time.Since(start).Round(100*time.Millisecond), cpu.Round(100*time.Millisecond))
 	}
 	return err
 }

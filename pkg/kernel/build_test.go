@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -127,6 +128,11 @@ func TestBuildKernelBootsEmbeddedInitramfs(t *testing.T) {
 	if got, err := VerifyEmbedded(ctx, vmlinuz, archive, id1); err != nil || got != id1 {
 		t.Fatalf("VerifyEmbedded = %q, %v", got, err)
 	}
+	// What image:sbom and image:diff read: the archive, from its first byte.
+	packed, _ := os.ReadFile(archive)
+	if embedded, err := EmbeddedInitramfs(ctx, vmlinuz); err != nil || !bytes.HasPrefix(embedded, packed) {
+		t.Errorf("EmbeddedInitramfs: %v (found %d bytes, want a copy of the %d of %s)", err, len(embedded), len(packed), archive)
+	}
 	boot(t, runit, vmlinuz, marker1)
 
 	// A new initramfs: the kernel just built no longer carries it.
@@ -232,8 +238,8 @@ func packFixture(t *testing.T, busybox, out string) (id, marker string) {
 	id, marker = "test-"+randomHex(t), "ZOS-MARKER-"+randomHex(t)
 	root := t.TempDir()
 	copyExec(t, busybox, filepath.Join(root, "bin/busybox"))
-	writeFile(t, filepath.Join(root, BuildIDPath), id+"\n")
-	writeFile(t, filepath.Join(root, "init"), "#!/bin/busybox sh\n/bin/busybox echo "+marker+"\n/bin/busybox reboot -f\n")
+	testutil.WriteFile(t, filepath.Join(root, BuildIDPath), id+"\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, "init"), "#!/bin/busybox sh\n/bin/busybox echo "+marker+"\n/bin/busybox reboot -f\n", 0o644)
 	if err := os.Chmod(filepath.Join(root, "init"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package kernel
 
 import (
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,12 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
+	"path"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-	"github.com/ulikunitz/xz/lzma"
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
+	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 )
 
 // BuildIDPath is where the rootfs records the build id, relative to the
@@ -64,6 +61,16 @@ func VerifyEmbedded(ctx context.Context, bzImage, initramfs, buildID string) (st
 	return got, nil
 }
 
+// HeaderSize is how much of a file HasBootHeader needs to see.
+const HeaderSize = 0x206
+
+// HasBootHeader reports whether head, the start of a file, carries the
+// Linux x86 boot protocol header ("HdrS" at 0x202): a bzImage such as
+// vmlinuz.efi.
+func HasBootHeader(head []byte) bool {
+	return len(head) >= HeaderSize && string(head[0x202:HeaderSize]) == "HdrS"
+}
+
 // Payload returns the decompressed kernel (vmlinux plus relocations) that
 // a bzImage carries, located by the boot protocol header (2.08 or later).
 func Payload(ctx context.Context, bzImage string) ([]byte, error) {
@@ -71,7 +78,7 @@ func Payload(ctx context.Context, bzImage string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read kernel image: %w", err)
 	}
-	if len(img) < 0x250 || string(img[0x202:0x206]) != "HdrS" {
+	if len(img) < 0x250 || !HasBootHeader(img) {
 		return nil, fmt.Errorf("%s: %w", bzImage, ErrNotBzImage)
 	}
 	if v := binary.LittleEndian.Uint16(img[0x206:]); v < 0x208 {
@@ -94,125 +101,132 @@ func Payload(ctx context.Context, bzImage string) ([]byte, error) {
 }
 
 // decompressPayload handles the compressors of CONFIG_KERNEL_*. xz goes
-// through the xz tool, whose decoder knows the x86 BCJ filter the kernel
-// uses. Kbuild appends the uncompressed size (4 bytes) after xz, zstd and
-// lzma streams.
+// through the xz program, whose decoder knows the x86 BCJ filter the kernel
+// uses. Kbuild appends the uncompressed size (4 bytes) after every stream
+// but gzip's (arch/x86/boot/compressed/Makefile: *_with_size); xz stops
+// at its stream's end by itself, the other decoders are given the stream
+// alone (Go's bzip2 reader would take the size for a second stream).
 func decompressPayload(ctx context.Context, p []byte) ([]byte, error) {
-	switch {
-	case bytes.HasPrefix(p, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(bytes.NewReader(p))
-		if err != nil {
-			return nil, err
+	switch compression.Detect(p) {
+	case compression.Plain:
+		return nil, fmt.Errorf("unsupported kernel compression (magic % x); use CONFIG_KERNEL_XZ, ZSTD, GZIP, BZIP2 or LZMA", p[:min(6, len(p))])
+	case compression.XZ:
+		if _, err := exec.LookPath("xz"); err != nil {
+			return nil, fmt.Errorf("an xz kernel payload needs the xz program (the Go decoder lacks its BCJ filter): %w", err)
 		}
-		zr.Multistream(false)
-		return io.ReadAll(zr)
-	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		cmd := exec.CommandContext(ctx, "xz", "-dc", "--single-stream")
-		cmd.Stdin = bytes.NewReader(p)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("xz -dc: %w: %s", err, strings.TrimSpace(stderr.String()))
+	case compression.Zstd, compression.LZMA, compression.Bzip2:
+		if len(p) < 4 {
+			return nil, errors.New("payload shorter than its size trailer")
 		}
-		return out, nil
-	case bytes.HasPrefix(p, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(nil, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		return d.DecodeAll(p[:len(p)-4], nil)
-	case bytes.HasPrefix(p, []byte("BZh")):
-		return io.ReadAll(bzip2.NewReader(bytes.NewReader(p)))
-	case bytes.HasPrefix(p, []byte{0x5d, 0, 0}):
-		r, err := lzma.NewReader(bytes.NewReader(p[:len(p)-4]))
-		if err != nil {
-			return nil, err
-		}
-		return io.ReadAll(r)
+		p = p[:len(p)-4]
 	}
-	return nil, fmt.Errorf("unsupported kernel compression (magic % x); use CONFIG_KERNEL_XZ, ZSTD, GZIP, BZIP2 or LZMA", p[:min(6, len(p))])
+	r, err := compression.NewReader(ctx, bytes.NewReader(p), compression.Options{XZProgram: true, SingleStream: true})
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		r.Abort()
+		return nil, err
+	}
+	return out, r.Close()
+}
+
+// ErrNoEmbeddedInitramfs is wrapped when a kernel image carries no xz
+// initramfs.
+var ErrNoEmbeddedInitramfs = errors.New("no embedded initramfs")
+
+// EmbeddedInitramfs returns the initramfs a bzImage carries: the payload
+// from the start of the first xz stream that decompresses to a newc cpio
+// archive (what follows the stream is the rest of the kernel).
+func EmbeddedInitramfs(ctx context.Context, bzImage string) ([]byte, error) {
+	vmlinux, err := Payload(ctx, bzImage)
+	if err != nil {
+		return nil, err
+	}
+	for off := range xzStreams(vmlinux) {
+		if isCpioXZ(vmlinux[off:]) {
+			return vmlinux[off:], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", bzImage, ErrNoEmbeddedInitramfs)
+}
+
+// xzStreams yields the offset of every xz stream magic in b.
+func xzStreams(b []byte) func(yield func(int) bool) {
+	return func(yield func(int) bool) {
+		for off := 0; ; {
+			i := bytes.Index(b[off:], compression.XZMagic)
+			if i < 0 || !yield(off+i) {
+				return
+			}
+			off += i + 1
+		}
+	}
+}
+
+// isCpioXZ reports whether the xz stream at the start of b begins with a
+// newc cpio header.
+func isCpioXZ(b []byte) bool {
+	xr, err := xzStream(b)
+	if err != nil {
+		return false
+	}
+	defer xr.Close()
+	var head [6]byte
+	if _, err := io.ReadFull(xr, head[:]); err != nil {
+		return false
+	}
+	return string(head[:]) == "070701" || string(head[:]) == "070702"
 }
 
 // findEmbeddedBuildID tries every xz stream inside vmlinux as an
 // initramfs and returns the first build id found.
 func findEmbeddedBuildID(vmlinux []byte) (string, bool) {
-	magic := []byte{0xfd, '7', 'z', 'X', 'Z', 0}
-	for off := 0; ; {
-		i := bytes.Index(vmlinux[off:], magic)
-		if i < 0 {
-			return "", false
-		}
-		if id, err := readBuildID(vmlinux[off+i:]); err == nil {
+	for off := range xzStreams(vmlinux) {
+		if id, err := readBuildID(vmlinux[off:]); err == nil {
 			return id, true
 		}
-		off += i + 1
 	}
+	return "", false
 }
 
-// readBuildID decompresses an xz newc cpio archive and returns the content
-// of BuildIDPath, trimmed.
+// xzStream reads the xz stream at the start of b with the Go decoder,
+// which verifies its checks.
+func xzStream(b []byte) (*compression.Reader, error) {
+	return compression.NewReader(context.Background(), bytes.NewReader(b), compression.Options{SingleStream: true})
+}
+
+// readBuildID decompresses an xz newc cpio archive up to BuildIDPath and
+// returns its content, trimmed.
 func readBuildID(archive []byte) (string, error) {
-	xr, err := xz.NewReader(bytes.NewReader(archive))
+	xr, err := xzStream(archive)
 	if err != nil {
 		return "", fmt.Errorf("open embedded initramfs: %w", err)
 	}
-	xr.SingleStream = true
-	data, err := cpioFile(xr, BuildIDPath)
-	if err != nil {
-		return "", err
+	defer xr.Close()
+	r := cpio.NewReader(xr)
+	for {
+		h, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("%s not in the initramfs", BuildIDPath)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read embedded initramfs: %w", err)
+		}
+		if path.Clean(strings.TrimPrefix(h.Name, "/")) != BuildIDPath {
+			continue
+		}
+		if h.Size > maxBuildID {
+			return "", fmt.Errorf("%s in the initramfs is %d bytes, not a build id", BuildIDPath, h.Size)
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return "", fmt.Errorf("read %s from the initramfs: %w", BuildIDPath, err)
+		}
+		return strings.TrimSpace(string(data)), nil
 	}
-	return strings.TrimSpace(string(data)), nil
 }
 
-// cpioFile reads a newc cpio stream up to the entry named name ("./" prefix
-// allowed) and returns its content.
-func cpioFile(r io.Reader, name string) ([]byte, error) {
-	var hdr [110]byte
-	var read int64
-	skip := func(n int64) error {
-		_, err := io.CopyN(io.Discard, r, n)
-		read += n
-		return err
-	}
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil, fmt.Errorf("read cpio header: %w", err)
-		}
-		read += int64(len(hdr))
-		if m := string(hdr[:6]); m != "070701" && m != "070702" {
-			return nil, fmt.Errorf("not a newc cpio archive (magic %q)", m)
-		}
-		field := func(i int) (int64, error) {
-			return strconv.ParseInt(string(hdr[6+8*i:14+8*i]), 16, 64)
-		}
-		size, err1 := field(6)
-		nameSize, err2 := field(11)
-		if err := errors.Join(err1, err2); err != nil || nameSize <= 0 {
-			return nil, fmt.Errorf("bad cpio header: %w", err)
-		}
-		nb := make([]byte, nameSize)
-		if _, err := io.ReadFull(r, nb); err != nil {
-			return nil, fmt.Errorf("read cpio name: %w", err)
-		}
-		read += nameSize
-		entry := strings.TrimPrefix(strings.TrimRight(string(nb), "\x00"), "./")
-		if entry == "TRAILER!!!" {
-			return nil, fmt.Errorf("%s not in the initramfs", name)
-		}
-		if err := skip((4 - read%4) % 4); err != nil {
-			return nil, fmt.Errorf("read cpio: %w", err)
-		}
-		if entry == name {
-			data := make([]byte, size)
-			if _, err := io.ReadFull(r, data); err != nil {
-				return nil, fmt.Errorf("read %s from cpio: %w", name, err)
-			}
-			return data, nil
-		}
-		if err := skip(size + (4-(read+size)%4)%4); err != nil {
-			return nil, fmt.Errorf("read cpio: %w", err)
-		}
-	}
-}
+// maxBuildID bounds what is read as a build id.
+const maxBuildID = 4096

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -19,7 +20,7 @@ func TestFullVersion(t *testing.T) {
 	dir := t.TempDir()
 	cfg := func(content string) string {
 		p := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".config")
-		writeFile(t, p, content)
+		testutil.WriteFile(t, p, content, 0o644)
 		return p
 	}
 	for _, c := range []struct {
@@ -57,12 +58,12 @@ func TestCheckRelease(t *testing.T) {
 	if err := CheckRelease(tree, "6.12.44-Zero-OS"); err != nil {
 		t.Fatalf("unbuilt tree: %v", err)
 	}
-	writeFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS+\n")
+	testutil.WriteFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS+\n", 0o644)
 	err := CheckRelease(tree, "6.12.44-Zero-OS")
 	if !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "6.12.44-Zero-OS+") || !strings.Contains(err.Error(), "give 6.12.44-Zero-OS") {
 		t.Fatalf("err = %v, want a mismatch naming both versions", err)
 	}
-	writeFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS\n")
+	testutil.WriteFile(t, filepath.Join(tree, "include/config/kernel.release"), "6.12.44-Zero-OS\n", 0o644)
 	if err := CheckRelease(tree, "6.12.44-Zero-OS"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +71,8 @@ func TestCheckRelease(t *testing.T) {
 
 func TestConfigMissing(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "want"), "CONFIG_A=y\nCONFIG_B=m\nCONFIG_C=y\n# CONFIG_D is not set\nCONFIG_S=\"x\"\nCONFIG_N=3\n")
-	writeFile(t, filepath.Join(dir, "got"), "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"y\"\nCONFIG_N=4\n")
+	testutil.WriteFile(t, filepath.Join(dir, "want"), "CONFIG_A=y\nCONFIG_B=m\nCONFIG_C=y\n# CONFIG_D is not set\nCONFIG_S=\"x\"\nCONFIG_N=3\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "got"), "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"y\"\nCONFIG_N=4\n", 0o644)
 	want, err := ReadConfig(filepath.Join(dir, "want"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +125,9 @@ func TestReadBuildID(t *testing.T) {
 	cpio := testutil.RequireTool(t, "cpio")
 	xzBin := testutil.RequireTool(t, "xz")
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "init"), "#!/bin/sh\n")
-	writeFile(t, filepath.Join(root, "etc/motd"), "hello, three bytes of padding\n")
-	writeFile(t, filepath.Join(root, BuildIDPath), "build-42\n")
+	testutil.WriteFile(t, filepath.Join(root, "init"), "#!/bin/sh\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, "etc/motd"), "hello, three bytes of padding\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(root, BuildIDPath), "build-42\n", 0o644)
 	pack := func() []byte {
 		cmd := exec.Command("sh", "-c", "find . | sort | "+cpio+" -o -H newc --quiet | "+xzBin+" --check=crc32")
 		cmd.Dir = root
@@ -151,14 +152,51 @@ func TestReadBuildID(t *testing.T) {
 	if _, err := readBuildID(pack()); err == nil || !strings.Contains(err.Error(), "not in the initramfs") {
 		t.Fatalf("without build id: err = %v", err)
 	}
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// A header whose fields are not hex is a clear error (the hand-made
+	// parser once printed "bad cpio header: %!w(<nil>)").
+	cmd := exec.Command(xzBin, "--check=crc32")
+	cmd.Stdin = strings.NewReader("070701" + strings.Repeat("zz", 52))
+	bad, err := cmd.Output()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
+	if _, err := readBuildID(bad); err == nil || strings.Contains(err.Error(), "%!") || !strings.Contains(err.Error(), "embedded initramfs") {
+		t.Errorf("bad header: err = %v", err)
+	}
+}
+
+// TestDecompressPayload decompresses payloads the way Kbuild lays them out
+// (the compressed stream, then, but for gzip, the uncompressed size in 4
+// bytes), written by the real compressors, for every CONFIG_KERNEL_* the
+// builder reads.
+func TestDecompressPayload(t *testing.T) {
+	vmlinux := bytes.Repeat([]byte("\x7fELF vmlinux and its relocations "), 20000)
+	size := binary.LittleEndian.AppendUint32(nil, uint32(len(vmlinux)))
+	for _, c := range []struct{ tool, format string }{
+		{"gzip", ""}, {"xz", "--check=crc32"}, {"zstd", "-q"}, {"bzip2", ""}, {"xz", "--format=lzma"},
+	} {
+		t.Run(c.tool+c.format, func(t *testing.T) {
+			testutil.RequireTool(t, c.tool)
+			args := []string{"-c"}
+			if c.format != "" {
+				args = append(args, c.format)
+			}
+			cmd := exec.Command(c.tool, args...)
+			cmd.Stdin = bytes.NewReader(vmlinux)
+			packed, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.tool != "gzip" {
+				packed = append(packed, size...)
+			}
+			got, err := decompressPayload(context.Background(), packed)
+			if err != nil || !bytes.Equal(got, vmlinux) {
+				t.Errorf("%d bytes, %v; want the %d bytes compressed", len(got), err, len(vmlinux))
+			}
+		})
+	}
+	if _, err := decompressPayload(context.Background(), []byte("\x02\x21\x4c\x18 an lz4 payload")); err == nil || !strings.Contains(err.Error(), "unsupported kernel compression") {
+		t.Errorf("lz4: %v", err)
 	}
 }

@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -56,7 +59,8 @@ type SourceOptions struct {
 	// the extracted Makefile must declare this version.
 	Version string
 	// URL is KERNEL_SOURCE_URL, the mirror directory holding the tarball
-	// and sha256sums.asc (https://cdn.kernel.org/pub/linux/kernel/v6.x/).
+	// and sha256sums.asc (https://cdn.kernel.org/pub/linux/kernel/v6.x/),
+	// or its parent, as the original had it (see MirrorDirs).
 	URL string
 	// SHA256 is KERNEL_SHA256: when set it pins the tarball and the mirror's
 	// list is not read.
@@ -89,7 +93,7 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 	}
 	stamp := stampText(sum)
 	if hasStamp(l.Tree(), stamp) {
-		logf(opt.Log, "kernel source %s already extracted", l.Tree())
+		logging.OrDiscard(opt.Log).Infof("kernel source %s already extracted", l.Tree())
 		return l.Tree(), checkTreeVersion(l.Tree(), opt.Version)
 	}
 	if err := removeLeftovers(dir); err != nil {
@@ -100,7 +104,7 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	logf(opt.Log, "extracting %s into %s", tarball, l.Tree())
+	logging.OrDiscard(opt.Log).Infof("extracting %s into %s", tarball, l.Tree())
 	if err := archive.ExtractFile(ctx, tarball, tmp, archive.Options{StripComponents: 1, Log: opt.Log}); err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
@@ -137,29 +141,7 @@ func SourceSHA256(ctx context.Context, opt SourceOptions) (string, error) {
 		}
 		return sum, nil
 	}
-	_, sum, err := tarballSum(ctx, opt)
-	return sum, err
-}
-
-// tarballSum returns the mirror URL of the tarball and its sha256.
-func tarballSum(ctx context.Context, opt SourceOptions) (string, string, error) {
-	if opt.Fetcher == nil || opt.URL == "" {
-		return "", "", errors.New("kernel source: neither KERNEL_SOURCE_TARBALL nor KERNEL_SOURCE_URL is set")
-	}
-	name := "linux-" + opt.Version + ".tar.xz"
-	base := strings.TrimSuffix(opt.URL, "/") + "/"
-	sum := strings.ToLower(strings.TrimSpace(opt.SHA256))
-	if sum == "" {
-		sums := base + "sha256sums.asc"
-		list, err := opt.Fetcher.Bytes(ctx, sums)
-		if err != nil {
-			return "", "", fmt.Errorf("kernel source checksum: %w", err)
-		}
-		if sum, err = ListedSHA256(list, name); err != nil {
-			return "", "", fmt.Errorf("kernel source checksum from %s: %w", download.Redact(sums), err)
-		}
-	}
-	return base + name, sum, nil
+	return fromMirrors(opt, func(base, name string) (string, error) { return tarballSum(ctx, opt, base, name) })
 }
 
 // sourceTarball returns the local path of the verified tarball.
@@ -170,15 +152,97 @@ func sourceTarball(ctx context.Context, opt SourceOptions) (string, error) {
 		}
 		return opt.Tarball, nil
 	}
-	u, sum, err := tarballSum(ctx, opt)
+	return fromMirrors(opt, func(base, name string) (string, error) { return tarballFrom(ctx, opt, base, name) })
+}
+
+// fromMirrors calls get with each directory MirrorDirs lists until one
+// holds the tarball.
+func fromMirrors(opt SourceOptions, get func(base, name string) (string, error)) (string, error) {
+	if opt.Fetcher == nil || opt.URL == "" {
+		return "", errors.New("kernel source: neither KERNEL_SOURCE_TARBALL nor KERNEL_SOURCE_URL is set")
+	}
+	name := "linux-" + opt.Version + ".tar.xz"
+	dirs := MirrorDirs(opt.URL, opt.Version)
+	var errs []error
+	for i, base := range dirs {
+		v, err := get(base, name)
+		if err == nil {
+			if i > 0 {
+				logging.OrDiscard(opt.Log).Infof("KERNEL_SOURCE_URL %s holds no %s; using %s (the v<major>.x/ directory of the original's form)",
+					download.Redact(opt.URL), name, download.Redact(base))
+			}
+			return v, nil
+		}
+		errs = append(errs, err)
+		if !notFound(err) {
+			break
+		}
+	}
+	if len(errs) > 1 {
+		return "", fmt.Errorf("kernel source: neither %s nor %s serves %s: %w",
+			download.Redact(dirs[0]), download.Redact(dirs[1]), name, errors.Join(errs...))
+	}
+	return "", errs[0]
+}
+
+// vDir matches kernel.org's per-major directory names (v6.x).
+var vDir = regexp.MustCompile(`^v[0-9]+\.x$`)
+
+// MirrorDirs lists the directories KERNEL_SOURCE_URL may mean, in the order
+// they are tried: the URL as given, then, unless it already ends in a
+// v<major>.x directory, its v<major>.x/ subdirectory. The original's value
+// (https://cdn.kernel.org/pub/linux/kernel, without /v6.x/) thus keeps
+// working, as does a local mirror holding the tarball directly.
+func MirrorDirs(sourceURL, version string) []string {
+	base := strings.TrimSuffix(sourceURL, "/") + "/"
+	last := path.Base(strings.TrimSuffix(base, "/"))
+	if u, err := url.Parse(base); err == nil {
+		last = path.Base(u.Path)
+	}
+	major, _, _ := strings.Cut(version, ".")
+	if vDir.MatchString(last) || major == "" {
+		return []string{base}
+	}
+	return []string{base, base + "v" + major + ".x/"}
+}
+
+// tarballSum returns the sha256 of name: KERNEL_SHA256, else the entry of
+// base's sha256sums.asc.
+func tarballSum(ctx context.Context, opt SourceOptions, base, name string) (string, error) {
+	if sum := strings.ToLower(strings.TrimSpace(opt.SHA256)); sum != "" {
+		return sum, nil
+	}
+	sums := base + "sha256sums.asc"
+	list, err := opt.Fetcher.Bytes(ctx, sums)
+	if err != nil {
+		return "", fmt.Errorf("kernel source checksum: %w", err)
+	}
+	sum, err := ListedSHA256(list, name)
+	if err != nil {
+		return "", fmt.Errorf("kernel source checksum from %s: %w", download.Redact(sums), err)
+	}
+	return sum, nil
+}
+
+// tarballFrom fetches and verifies name from the mirror directory base.
+func tarballFrom(ctx context.Context, opt SourceOptions, base, name string) (string, error) {
+	sum, err := tarballSum(ctx, opt, base, name)
 	if err != nil {
 		return "", err
 	}
-	p, err := opt.Fetcher.File(ctx, u, sum)
+	p, err := opt.Fetcher.File(ctx, base+name, sum)
 	if err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
 	return p, nil
+}
+
+// notFound reports whether the mirror directory lacks the tarball (HTTP
+// 404, a missing file:// path, a sha256sums.asc without it), so another
+// directory is worth trying.
+func notFound(err error) bool {
+	var se *download.StatusError
+	return (errors.As(err, &se) && se.Code == 404) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotListed)
 }
 
 var sumLine = regexp.MustCompile(`^([0-9a-fA-F]{64})[ \t]+\*?([^\s/]+)$`)
@@ -306,10 +370,4 @@ func removeLeftovers(dir string) error {
 		}
 	}
 	return nil
-}
-
-func logf(log logrus.FieldLogger, format string, args ...any) {
-	if log != nil {
-		log.Infof(format, args...)
-	}
 }

@@ -103,7 +103,7 @@ func TestSourceFromMirror(t *testing.T) {
 		t.Fatalf("TreeVersion = %q, %v", v, err)
 	}
 	// A second run keeps the tree (and its build objects).
-	writeFile(t, filepath.Join(tree, "vmlinux.o"), "object")
+	testutil.WriteFile(t, filepath.Join(tree, "vmlinux.o"), "object", 0o644)
 	if _, err := Source(ctx, work, opt); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestSourceChecksumMismatch(t *testing.T) {
 func TestSourceLocalTarball(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "my-kernel.tar.xz")
-	writeFile(t, p, string(fakeSource(t, "any-top-folder", "6.1.99", "local")))
+	testutil.WriteFile(t, p, string(fakeSource(t, "any-top-folder", "6.1.99", "local")), 0o644)
 	tree, err := Source(context.Background(), filepath.Join(dir, "work"), SourceOptions{Version: "6.1.99", Tarball: p})
 	if err != nil {
 		t.Fatal(err)
@@ -219,5 +219,69 @@ func TestTarballVersionOfDebianSource(t *testing.T) {
 	want, _, _ := strings.Cut(string(out), "-")
 	if v != want {
 		t.Errorf("TarballVersion = %q, dpkg says %q", v, want)
+	}
+}
+
+func TestMirrorDirs(t *testing.T) {
+	tests := []struct {
+		url  string
+		want []string
+	}{
+		{"https://cdn.kernel.org/pub/linux/kernel/v6.x/", []string{"https://cdn.kernel.org/pub/linux/kernel/v6.x/"}},
+		{"https://cdn.kernel.org/pub/linux/kernel/v6.x", []string{"https://cdn.kernel.org/pub/linux/kernel/v6.x/"}},
+		{"https://cdn.kernel.org/pub/linux/kernel", []string{"https://cdn.kernel.org/pub/linux/kernel/", "https://cdn.kernel.org/pub/linux/kernel/v6.x/"}},
+		{"file:///srv/kernel/", []string{"file:///srv/kernel/", "file:///srv/kernel/v6.x/"}},
+	}
+	for _, tt := range tests {
+		if got := MirrorDirs(tt.url, "6.12.44"); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("MirrorDirs(%q) = %v, want %v", tt.url, got, tt.want)
+		}
+	}
+}
+
+// The original's KERNEL_SOURCE_URL has no /v6.x/: the version's directory
+// is derived, with and without a pinned sha256, so a maintainer's old
+// build.conf builds.
+func TestSourceOriginalURLForm(t *testing.T) {
+	ctx := context.Background()
+	tarball := fakeSource(t, "linux-6.12.44", "6.12.44", "")
+	srv := mirror(t, map[string][]byte{
+		"linux-6.12.44.tar.xz": tarball,
+		"sha256sums.asc":       sumsFile(sha(tarball) + "  linux-6.12.44.tar.xz"),
+	})
+	for _, c := range []struct{ name, url, pinned string }{
+		{"listed", srv.URL + "/pub/linux/kernel", ""},
+		{"trailing slash", srv.URL + "/pub/linux/kernel/", ""},
+		{"pinned", srv.URL + "/pub/linux/kernel", sha(tarball)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tree, err := Source(ctx, t.TempDir(), SourceOptions{Version: "6.12.44", URL: c.url, SHA256: c.pinned,
+				Fetcher: download.New(download.Options{CacheDir: t.TempDir(), Retries: -1})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := TreeVersion(tree); err != nil || v != "6.12.44" {
+				t.Fatalf("TreeVersion = %q, %v", v, err)
+			}
+		})
+	}
+	// Served by neither form: the error names both directories.
+	_, err := Source(ctx, t.TempDir(), SourceOptions{Version: "6.12.45", URL: srv.URL + "/pub/linux/kernel",
+		Fetcher: download.New(download.Options{CacheDir: t.TempDir(), Retries: -1})})
+	if err == nil || !strings.Contains(err.Error(), srv.URL+"/pub/linux/kernel/ nor "+srv.URL+"/pub/linux/kernel/v6.x/") {
+		t.Errorf("err = %v, want one naming both directories", err)
+	}
+}
+
+// A local mirror holding the tarball itself (no v6.x/) is used as given.
+func TestSourceFlatFileMirror(t *testing.T) {
+	dir := t.TempDir()
+	tarball := fakeSource(t, "linux-6.12.44", "6.12.44", "")
+	testutil.WriteFile(t, filepath.Join(dir, "linux-6.12.44.tar.xz"), string(tarball), 0o644)
+	testutil.WriteFile(t, filepath.Join(dir, "sha256sums.asc"), string(sumsFile(sha(tarball)+"  linux-6.12.44.tar.xz")), 0o644)
+	_, err := Source(context.Background(), t.TempDir(), SourceOptions{Version: "6.12.44", URL: "file://" + dir,
+		Fetcher: download.New(download.Options{CacheDir: t.TempDir(), Retries: -1})})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/cache"
 	"github.com/threefoldtech/zosbuilder/pkg/ccache"
 )
@@ -60,14 +61,15 @@ func Modules(ctx context.Context, opt StageOptions) ([]Dropped, error) {
 		}
 		if opt.CompileCache != nil {
 			if after, err := opt.CompileCache.Stats(ctx); err == nil {
-				logf(opt.Build.Log, "kernel: %s", after.Since(before))
+				logging.OrDiscard(opt.Build.Log).Infof("kernel: %s", after.Since(before))
 			}
 		}
-		logf(opt.Build.Log, "modules of %s installed in %s", opt.Build.FullVersion, root)
+		logging.OrDiscard(opt.Build.Log).Infof("modules of %s installed in %s", opt.Build.FullVersion, root)
 		return nil
 	}
 	if opt.Artifacts == nil {
-		return dropped, build(ctx)
+		err := build(ctx)
+		return dropped, err
 	}
 	recipe, err := ModulesRecipe(ctx, opt.Build, sum)
 	if err != nil {
@@ -77,7 +79,10 @@ func Modules(ctx context.Context, opt StageOptions) ([]Dropped, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dropped, opt.Artifacts.Do(ctx, cache.Artifact{Recipe: recipe, Parts: parts}, build)
+	// Not `return dropped, Do(...)`: Go does not order reading dropped
+	// after the call that sets it.
+	err = opt.Artifacts.Do(ctx, cache.Artifact{Recipe: recipe, Parts: parts}, build)
+	return dropped, err
 }
 
 // Image is the kernel_build stage: the source in place (extracted now if

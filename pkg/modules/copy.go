@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Paths inside the image that /init and the zinit units read.
@@ -105,7 +105,7 @@ func Copy(ctx context.Context, p Plan, opt CopyOptions) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("copy modules: %w", err)
 	}
-	if err := removeOtherVersions(filepath.Dir(dst), p.Version, opt.Log); err != nil {
+	if err := removeOtherVersions(filepath.Dir(dst), p.Version, logging.OrDiscard(opt.Log)); err != nil {
 		return err
 	}
 	files := p.Files()
@@ -143,10 +143,8 @@ func Copy(ctx context.Context, p Plan, opt CopyOptions) error {
 			return err
 		}
 	}
-	if opt.Log != nil {
-		opt.Log.WithFields(logrus.Fields{"modules": len(files), "copied": copied, "removed": removed,
-			"stage1": len(s1), "stage2": len(s2)}).Info("modules copied")
-	}
+	logging.OrDiscard(opt.Log).WithFields(logrus.Fields{"modules": len(files), "copied": copied, "removed": removed,
+		"stage1": len(s1), "stage2": len(s2)}).Info("modules copied")
 	return nil
 }
 
@@ -168,9 +166,7 @@ func removeOtherVersions(modulesDir, version string, log logrus.FieldLogger) err
 		if e.Name() == version {
 			continue
 		}
-		if log != nil {
-			log.WithField("dir", filepath.Join(modulesDir, e.Name())).Warn("removing modules of another kernel version")
-		}
+		log.WithField("dir", filepath.Join(modulesDir, e.Name())).Warn("removing modules of another kernel version")
 		if err := os.RemoveAll(filepath.Join(modulesDir, e.Name())); err != nil {
 			return fmt.Errorf("copy modules: %w", err)
 		}
@@ -202,7 +198,7 @@ func removeUnwanted(dst string, keep []string) (int, error) {
 			return nil
 		}
 		// A temporary file left by an interrupted run goes too.
-		if (!IsModuleFile(d.Name()) || want[rel]) && !strings.HasPrefix(d.Name(), ".tmp-") {
+		if (!IsModuleFile(d.Name()) || want[rel]) && !fsutil.IsTemp(d.Name()) {
 			return nil
 		}
 		n++
@@ -312,34 +308,8 @@ func copyIfChanged(src, dst string) (bool, error) {
 	if di, err := os.Stat(dst); err == nil && di.Size() == si.Size() && di.ModTime().Equal(si.ModTime()) {
 		return false, nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return false, fmt.Errorf("copy module file: %w", err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
-	if err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := os.Chmod(tmp.Name(), si.Mode().Perm()); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := os.Chtimes(tmp.Name(), si.ModTime(), si.ModTime()); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return false, fmt.Errorf("copy %s: %w", src, err)
+	if err := fsutil.CopyFile(src, dst, si.Mode().Perm(), fsutil.ModTime(si.ModTime())); err != nil {
+		return false, err
 	}
 	return true, nil
 }

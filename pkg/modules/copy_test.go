@@ -26,8 +26,8 @@ func TestCopyThenModprobeInDestination(t *testing.T) {
 	}
 	dst := t.TempDir()
 	// A module of an earlier run that the plan no longer has.
-	write(t, filepath.Join(dst, "lib/modules", v, "kernel/drivers/old/old.ko"), "stale")
-	write(t, filepath.Join(dst, "lib/modules/5.0.0-old/kernel/x.ko"), "other version")
+	testutil.WriteFile(t, filepath.Join(dst, "lib/modules", v, "kernel/drivers/old/old.ko"), "stale", 0o644)
+	testutil.WriteFile(t, filepath.Join(dst, "lib/modules/5.0.0-old/kernel/x.ko"), "other version", 0o644)
 	ctx := context.Background()
 	if err := Copy(ctx, plan, CopyOptions{SrcRoot: "/", DstRoot: dst}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // Sources of an Index's dependency data, see Index.Source.
@@ -126,9 +128,7 @@ func Load(root, version string, opt Options) (*Index, error) {
 			return nil, err
 		}
 	} else {
-		if opt.Log != nil {
-			opt.Log.WithField("dir", dir).Warnf("%s; reading dependencies from .modinfo", reason)
-		}
+		logging.OrDiscard(opt.Log).WithField("dir", dir).Warnf("%s; reading dependencies from .modinfo", reason)
 		ix.Source = SourceModinfo
 		if err := ix.loadFromModinfo(); err != nil {
 			return nil, err
@@ -398,10 +398,10 @@ func (ix *Index) parseConfig(path string) error {
 			cont = strings.TrimSuffix(line, "\\")
 			continue
 		}
-		if line == "" || line[0] == '#' {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0][0] == '#' { // a blank line, or one of spaces (found by FuzzIndex)
 			continue
 		}
-		f := strings.Fields(line)
 		switch {
 		case f[0] == "alias" && len(f) >= 3:
 			ix.configAliases = append(ix.configAliases, aliasTarget{pattern: Normalize(f[1]), module: Normalize(f[2])})

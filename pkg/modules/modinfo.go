@@ -2,7 +2,7 @@ package modules
 
 import (
 	"bytes"
-	"compress/gzip"
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -10,8 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 )
 
 // ErrNoModinfo is wrapped when an ELF file has no .modinfo section.
@@ -58,13 +57,6 @@ func (mi Modinfo) Firmware() []string { return mi.Get("firmware") }
 // Softdeps returns the softdep= values ("pre: a b post: c").
 func (mi Modinfo) Softdeps() []string { return mi.Get("softdep") }
 
-// Compression magics, checked instead of trusting the file name.
-var (
-	magicXZ   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
-	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
-	magicGzip = []byte{0x1f, 0x8b}
-)
-
 // ReadModinfo parses the .modinfo section of a module file, which may be a
 // plain ELF .ko or one compressed with xz, zstd or gzip.
 func ReadModinfo(path string) (Modinfo, error) {
@@ -73,14 +65,14 @@ func ReadModinfo(path string) (Modinfo, error) {
 		return Modinfo{}, fmt.Errorf("read module: %w", err)
 	}
 	defer file.Close()
-	head := make([]byte, len(magicXZ))
+	head := make([]byte, compression.MagicLen)
 	n, err := io.ReadFull(file, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return Modinfo{}, fmt.Errorf("read module %s: %w", path, err)
 	}
 	var ra io.ReaderAt = file
-	if compressed(head[:n]) {
-		data, err := decompress(file, head[:n], path)
+	if compression.Detect(head[:n]) != compression.Plain {
+		data, err := decompress(io.MultiReader(bytes.NewReader(head[:n]), file), path)
 		if err != nil {
 			return Modinfo{}, err
 		}
@@ -112,36 +104,14 @@ func parseModinfo(raw []byte) Modinfo {
 	return mi
 }
 
-func compressed(head []byte) bool {
-	return bytes.HasPrefix(head, magicXZ) || bytes.HasPrefix(head, magicZstd) || bytes.HasPrefix(head, magicGzip)
-}
-
-// decompress returns the uncompressed bytes of a compressed module whose
-// first bytes, head, were already read from r.
-func decompress(r io.Reader, head []byte, path string) ([]byte, error) {
-	in := io.MultiReader(bytes.NewReader(head), r)
-	var dr io.Reader
-	switch {
-	case bytes.HasPrefix(head, magicXZ):
-		xr, err := xz.NewReader(in)
-		if err != nil {
-			return nil, fmt.Errorf("xz-decompress %s: %w", path, err)
-		}
-		dr = xr
-	case bytes.HasPrefix(head, magicZstd):
-		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd-decompress %s: %w", path, err)
-		}
-		defer d.Close()
-		dr = d
-	default:
-		gr, err := gzip.NewReader(in)
-		if err != nil {
-			return nil, fmt.Errorf("gzip-decompress %s: %w", path, err)
-		}
-		dr = gr
+// decompress returns the uncompressed bytes of a compressed module (the
+// magic decides the format, not the file name).
+func decompress(r io.Reader, path string) ([]byte, error) {
+	dr, err := compression.NewReader(context.Background(), r, compression.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("decompress %s: %w", path, err)
 	}
+	defer dr.Close()
 	out, err := io.ReadAll(dr)
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/pkg/compression"
 )
 
 // TestReadModinfoCompressed compresses real Debian modules with the xz and
@@ -31,9 +32,9 @@ func TestReadModinfoCompressed(t *testing.T) {
 		src := filepath.Join(ix.Dir, ix.Path(name))
 		dir := t.TempDir()
 		plain := filepath.Join(dir, name+".ko")
-		copyFile(t, src, plain)
-		run(t, xzBin, "-k", "--check=crc32", "--lzma2=dict=1MiB", plain)
-		run(t, zstdBin, "-q", "-k", plain)
+		testutil.CopyFile(t, src, plain, 0o644)
+		testutil.Run(t, "", nil, xzBin, "-k", "--check=crc32", "--lzma2=dict=1MiB", plain)
+		testutil.Run(t, "", nil, zstdBin, "-q", "-k", plain)
 		gz := plain + ".gz"
 		gzipFile(t, plain, gz)
 		for _, file := range []string{plain, plain + ".xz", plain + ".zst", gz} {
@@ -78,7 +79,7 @@ func TestModinfoAccessors(t *testing.T) {
 func TestReadModinfoErrors(t *testing.T) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "x.ko")
-	write(t, notELF, "not an elf file")
+	testutil.WriteFile(t, notELF, "not an elf file", 0o644)
 	if _, err := ReadModinfo(notELF); err == nil || !strings.Contains(err.Error(), notELF) {
 		t.Errorf("err = %v, want one naming %s", err, notELF)
 	}
@@ -90,16 +91,9 @@ func TestReadModinfoErrors(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoModinfo", err)
 	}
 	badXZ := filepath.Join(dir, "y.ko.xz")
-	write(t, badXZ, string(magicXZ)+"garbage")
+	testutil.WriteFile(t, badXZ, string(compression.XZMagic)+"garbage", 0o644)
 	if _, err := ReadModinfo(badXZ); err == nil || !strings.Contains(err.Error(), "xz") {
 		t.Errorf("err = %v, want an xz error", err)
-	}
-}
-
-func run(t testing.TB, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
 
@@ -117,5 +111,5 @@ func gzipFile(t testing.TB, src, dst string) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dst, b.String())
+	testutil.WriteFile(t, dst, b.String(), 0o644)
 }

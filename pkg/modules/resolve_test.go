@@ -2,7 +2,6 @@ package modules
 
 import (
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,9 +57,9 @@ func TestDependsMatchesModprobe(t *testing.T) {
 func TestDependsWithConfig(t *testing.T) {
 	v := debianTree(t)
 	cfg := t.TempDir()
-	write(t, filepath.Join(cfg, "a.conf"), "# test\nalias mynic e1000e\nsoftdep e1000e pre: crc32c_generic \\\n  post: vxlan\nsoftdep e1000e pre: tun\n")
-	write(t, filepath.Join(cfg, "b.conf"), "alias fs-* overlay\nblacklist nbd\nalias blocky nbd\nsoftdep virtio_* pre: loop\n")
-	write(t, filepath.Join(cfg, "ignored.txt"), "softdep igb pre: tun\n")
+	testutil.WriteFile(t, filepath.Join(cfg, "a.conf"), "# test\nalias mynic e1000e\nsoftdep e1000e pre: crc32c_generic \\\n  post: vxlan\nsoftdep e1000e pre: tun\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(cfg, "b.conf"), "alias fs-* overlay\nblacklist nbd\nalias blocky nbd\nsoftdep virtio_* pre: loop\n", 0o644)
+	testutil.WriteFile(t, filepath.Join(cfg, "ignored.txt"), "softdep igb pre: tun\n", 0o644)
 	ix, err := Load("/", v, Options{ConfigPaths: []string{cfg}})
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +198,8 @@ func TestStaleModulesDepFallsBackToModinfo(t *testing.T) {
 	}
 	t.Run("missing", check)
 	// A stale modules.dep: the real one, and a module file it does not list.
-	copyFile(t, filepath.Join("/lib/modules", v, "modules.dep"), filepath.Join(dir, "modules.dep"))
-	copyFile(t, filepath.Join(dir, ix(t, v).Path("dummy")), filepath.Join(dir, "extra/dummy2.ko"))
+	testutil.CopyFile(t, filepath.Join("/lib/modules", v, "modules.dep"), filepath.Join(dir, "modules.dep"), 0o644)
+	testutil.CopyFile(t, filepath.Join(dir, ix(t, v).Path("dummy")), filepath.Join(dir, "extra/dummy2.ko"), 0o644)
 	t.Run("stale", check)
 }
 
@@ -294,43 +293,11 @@ func linkTree(t testing.TB, src, dst string) {
 			return nil
 		}
 		if err := os.Link(p, target); err != nil {
-			copyFile(t, p, target)
+			testutil.CopyFile(t, p, target, 0o644)
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -387,7 +354,7 @@ func TestCompressedModules(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", tool, p, err)
 		}
-		write(t, p+ext, string(out))
+		testutil.WriteFile(t, p+ext, string(out), 0o644)
 		if err := os.Remove(p); err != nil {
 			t.Fatal(err)
 		}
@@ -413,7 +380,7 @@ func TestCompressedModules(t *testing.T) {
 			t.Errorf("%s from .modinfo:\n%swant:\n%s", n, entryLines(got), entryLines(want))
 		}
 	}
-	run(t, "depmod", "-b", root, v)
+	testutil.Run(t, "", nil, "depmod", "-b", root, v)
 	fresh, err := Load(root, v, Options{})
 	if err != nil {
 		t.Fatal(err)

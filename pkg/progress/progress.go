@@ -14,6 +14,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 )
 
@@ -28,20 +29,25 @@ const (
 )
 
 // Options tune a Bar. The zero value writes to stderr, detects a terminal and
-// prints a plain line every 10 s otherwise.
+// prints a plain line every 10 s otherwise. It is the one progress setting
+// every package takes (Progress *progress.Options; nil shows nothing).
 type Options struct {
 	Out      io.Writer     // default os.Stderr
 	Terminal *bool         // force terminal (true) or plain (false) mode; nil detects
 	Interval time.Duration // plain mode: time between lines; default 10 s
+	// Log, when set, receives the plain-mode lines instead of Out, so they
+	// carry the time and the build stage like every other log line.
+	Log logrus.FieldLogger
 }
 
 // Bar is a progress counter. All methods are safe for concurrent use; a nil
 // *Bar is valid and does nothing, so callers can make progress optional.
 type Bar struct {
 	desc  string
-	total int64
+	total atomic.Int64
 	unit  Unit
 	out   io.Writer
+	log   logrus.FieldLogger
 
 	done   atomic.Int64
 	mu     sync.Mutex
@@ -65,7 +71,8 @@ func Start(desc string, total int64, unit Unit, opt Options) *Bar {
 	if opt.Terminal != nil {
 		tty = *opt.Terminal
 	}
-	b := &Bar{desc: desc, total: total, unit: unit, out: opt.Out}
+	b := &Bar{desc: desc, unit: unit, out: opt.Out, log: opt.Log}
+	b.total.Store(total)
 	if tty {
 		max := total
 		if max <= 0 {
@@ -103,8 +110,27 @@ func (b *Bar) tick(every time.Duration) {
 		case <-b.stop:
 			return
 		case <-t.C:
-			fmt.Fprintf(b.out, "%s: %s\n", b.desc, b.Status())
+			if b.log != nil {
+				b.log.Infof("%s: %s", b.desc, b.Status())
+			} else {
+				fmt.Fprintf(b.out, "%s: %s\n", b.desc, b.Status())
+			}
 		}
+	}
+}
+
+// SetTotal sets the total once it is known, for work that starts before
+// its size is (a pack reads files while the walk is still finding them).
+func (b *Bar) SetTotal(total int64) {
+	if b == nil {
+		return
+	}
+	b.total.Store(total)
+	if b.bar != nil {
+		if total <= 0 {
+			total = -1 // unknown
+		}
+		b.bar.ChangeMax64(total)
 	}
 }
 
@@ -139,8 +165,8 @@ func (b *Bar) Status() string {
 	}
 	done := b.done.Load()
 	s := b.format(done)
-	if b.total > 0 {
-		s = fmt.Sprintf("%s / %s (%d%%)", s, b.format(b.total), done*100/b.total)
+	if total := b.total.Load(); total > 0 {
+		s = fmt.Sprintf("%s / %s (%d%%)", s, b.format(total), done*100/total)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

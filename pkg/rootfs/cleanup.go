@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 )
 
@@ -104,13 +105,12 @@ type cleaner struct {
 }
 
 func (c *cleaner) logf(level logrus.Level, format string, args ...any) {
-	switch {
-	case c.opt.Log == nil:
-	case level == logrus.WarnLevel:
-		c.opt.Log.Warnf(format, args...)
-	default:
-		c.opt.Log.Infof(format, args...)
+	log := logging.OrDiscard(c.opt.Log)
+	if level == logrus.WarnLevel {
+		log.Warnf(format, args...)
+		return
 	}
+	log.Infof(format, args...)
 }
 
 func (c *cleaner) warn(format string, args ...any) {

@@ -19,8 +19,8 @@ import (
 func TestCleanupRemovesAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	root, outside := t.TempDir(), t.TempDir()
-	writeTree(t, outside, map[string]string{"doc/keep": "host file"})
-	writeTree(t, root, map[string]string{
+	testutil.WriteTree(t, outside, map[string]string{"doc/keep": "host file"})
+	testutil.WriteTree(t, root, map[string]string{
 		"usr/share/doc/pkg/README":               "doc",
 		"usr/share/man/man1/ls.1.gz":             "man",
 		"usr/share/info/dir":                     "info",
@@ -103,15 +103,6 @@ func symbolCount(t *testing.T, path string) int {
 	return len(syms)
 }
 
-func run(t *testing.T, bin string) string {
-	t.Helper()
-	out, err := exec.Command(bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", bin, err, out)
-	}
-	return string(out)
-}
-
 func TestCleanupStrip(t *testing.T) {
 	testutil.RequireTool(t, "strip")
 	ctx := context.Background()
@@ -124,21 +115,21 @@ func TestCleanupStrip(t *testing.T) {
 		testutil.Missing(t, "Debian kernel module /lib/modules/6.1.0-*/kernel/drivers/net/dummy.ko (linux-image-amd64)")
 	}
 	ko := filepath.Join(root, "lib/modules/6.1.0/kernel/dummy.ko")
-	copyFile(t, mods[0], ko, 0o644)
+	testutil.CopyFile(t, mods[0], ko, 0o644)
 	vermagic := modinfo(t, ko)
 	symbols := symbolCount(t, ko)
 	kxz := filepath.Join(root, "lib/modules/6.1.0/kernel/dummy2.ko.xz")
-	copyFile(t, mods[0], strings.TrimSuffix(kxz, ".xz"), 0o644)
+	testutil.CopyFile(t, mods[0], strings.TrimSuffix(kxz, ".xz"), 0o644)
 	if out, err := exec.Command(testutil.RequireTool(t, "xz"), strings.TrimSuffix(kxz, ".xz")).CombinedOutput(); err != nil {
 		t.Fatalf("xz: %v: %s", err, out)
 	}
 	firmware := filepath.Join(root, "lib/firmware/vendor/blob.elf")
-	copyFile(t, dyn, firmware, 0o644)
+	testutil.CopyFile(t, dyn, firmware, 0o644)
 	link := filepath.Join(root, "usr/bin/hello-link")
 	if err := os.Link(dyn, link); err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, root, map[string]string{"usr/bin/script*": "#!/bin/sh\necho hi\n"})
+	testutil.WriteTree(t, root, map[string]string{"usr/bin/script*": "#!/bin/sh\necho hi\n"})
 
 	snapshot := func(paths ...string) map[string][]byte {
 		m := map[string][]byte{}
@@ -153,7 +144,7 @@ func TestCleanupStrip(t *testing.T) {
 		st, _ := os.Stat(p)
 		sizes[p] = st.Size()
 	}
-	wantDyn, wantStatic := run(t, dyn), run(t, static)
+	wantDyn, wantStatic := testutil.Run(t, "", nil, dyn), testutil.Run(t, "", nil, static)
 
 	rep, err := Cleanup(ctx, root, CleanupOptions{Strip: true})
 	if err != nil {
@@ -167,10 +158,10 @@ func TestCleanupStrip(t *testing.T) {
 			t.Errorf("%s: size %d (was %d), mode %v", p, st.Size(), sizes[p], st.Mode())
 		}
 	}
-	if got := run(t, dyn); got != wantDyn {
+	if got := testutil.Run(t, "", nil, dyn); got != wantDyn {
 		t.Errorf("stripped dynamic binary prints %q, want %q", got, wantDyn)
 	}
-	if got := run(t, static); got != wantStatic {
+	if got := testutil.Run(t, "", nil, static); got != wantStatic {
 		t.Errorf("stripped static binary prints %q, want %q", got, wantStatic)
 	}
 	if _, err := elfbin.Read(ko); err != nil {
@@ -205,7 +196,7 @@ func TestCleanupStrip(t *testing.T) {
 	if again.StripSaved != 0 || len(again.Removed) != 0 {
 		t.Errorf("second run saved %d bytes, removed %v", again.StripSaved, again.Removed)
 	}
-	if got := run(t, dyn); got != wantDyn {
+	if got := testutil.Run(t, "", nil, dyn); got != wantDyn {
 		t.Errorf("after second run: %q", got)
 	}
 }
@@ -216,7 +207,7 @@ func TestCleanupStrip(t *testing.T) {
 func TestCleanupUPX(t *testing.T) {
 	root := t.TempDir()
 	bin := gcc(t, filepath.Join(root, "sbin/big"), helloC, "-static", "-lm")
-	want := run(t, bin)
+	want := testutil.Run(t, "", nil, bin)
 	before, _ := os.ReadFile(bin)
 	rep, err := Cleanup(context.Background(), root, CleanupOptions{UPX: true, UPXBinaries: []string{"/sbin/big"}})
 	if err != nil {
@@ -234,7 +225,7 @@ func TestCleanupUPX(t *testing.T) {
 	if len(rep.Packed) != 1 || rep.UPXSaved <= 0 {
 		t.Fatalf("packed %v, saved %d, skipped %v", rep.Packed, rep.UPXSaved, rep.Skipped)
 	}
-	if got := run(t, bin); got != want {
+	if got := testutil.Run(t, "", nil, bin); got != want {
 		t.Errorf("packed binary prints %q, want %q", got, want)
 	}
 }
@@ -257,7 +248,7 @@ func TestContractUPXInvocation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root, tools := t.TempDir(), t.TempDir()
 			bin := gcc(t, filepath.Join(root, "usr/bin/app"), helloC, "-g", "-lm")
-			want := run(t, bin)
+			want := testutil.Run(t, "", nil, bin)
 			before, _ := os.ReadFile(bin)
 			argsLog := filepath.Join(tools, "args")
 			fake := filepath.Join(tools, "fake-upx")
@@ -286,7 +277,7 @@ func TestContractUPXInvocation(t *testing.T) {
 			} else if !bytes.Equal(after, before) || len(rep.Packed) != 0 {
 				t.Errorf("a failed upx changed the binary (packed %v)", rep.Packed)
 			}
-			if got := run(t, bin); got != want {
+			if got := testutil.Run(t, "", nil, bin); got != want {
 				t.Errorf("binary prints %q, want %q", got, want)
 			}
 			if leftovers, _ := filepath.Glob(filepath.Join(root, "usr/bin/*-tmp")); len(leftovers) != 0 {

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 )
 
 // BuildIDFile is where Customize records the build id inside the rootfs; the
@@ -34,7 +37,11 @@ type CustomizeOptions struct {
 	Time time.Time
 	// GitRevision of the builder's repository ("" when unknown).
 	GitRevision string
-	Log         logrus.FieldLogger
+	// Derived are files written after Customize from its result (the
+	// SBOM, which records the build id), as absolute in-root paths: like
+	// the branding, they are left out of the fingerprint.
+	Derived []string
+	Log     logrus.FieldLogger
 }
 
 // Consoles are the terminals the shipped getty units serve; root must be
@@ -56,7 +63,7 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 	}
 	id := opt.BuildID
 	if id == "" {
-		fp, err := Fingerprint(root, brandingFiles()...)
+		fp, err := Fingerprint(root, append(brandingFiles(), opt.Derived...)...)
 		if err != nil {
 			return "", err
 		}
@@ -71,12 +78,10 @@ func Customize(root string, opt CustomizeOptions) (string, error) {
 			return "", err
 		}
 	}
-	if err := writeAtomic(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(root, BuildIDFile), []byte(id+"\n"), 0o644, fsutil.KeepOwner()); err != nil {
 		return "", err
 	}
-	if opt.Log != nil {
-		opt.Log.WithField("build_id", id).Info("rootfs customized")
-	}
+	logging.OrDiscard(opt.Log).WithField("build_id", id).Info("rootfs customized")
 	return id, nil
 }
 
@@ -125,10 +130,10 @@ func writeBranding(root, id string) error {
 		"This system runs from RAM: changes are lost at reboot.\n" +
 		"Services: zinit list, zinit status NAME, zinit log\n" +
 		"Build: " + id + "\n\n"
-	if err := writeAtomic(filepath.Join(root, "etc/issue"), []byte(issue), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(root, "etc/issue"), []byte(issue), 0o644, fsutil.KeepOwner()); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(root, "etc/motd"), []byte(motd), 0o644)
+	return fsutil.WriteFile(filepath.Join(root, "etc/motd"), []byte(motd), 0o644, fsutil.KeepOwner())
 }
 
 // setRootPasswordless empties root's password field in /etc/passwd and
@@ -180,7 +185,7 @@ func editColonFile(path string, nfields int, name string, edit func([]string)) (
 	if out == string(data) {
 		return found, nil
 	}
-	return found, writeAtomic(path, []byte(out), modeOf(path))
+	return found, fsutil.WriteFile(path, []byte(out), modeOf(path), fsutil.KeepOwner())
 }
 
 func appendLine(path, line string) error {
@@ -191,7 +196,7 @@ func appendLine(path, line string) error {
 	if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 		data = append(data, '\n')
 	}
-	return writeAtomic(path, append(data, line+"\n"...), modeOf(path))
+	return fsutil.WriteFile(path, append(data, line+"\n"...), modeOf(path), fsutil.KeepOwner())
 }
 
 func modeOf(path string) fs.FileMode {
@@ -229,5 +234,5 @@ func allowConsoles(root string) error {
 	if len(out) == len(data) {
 		return nil
 	}
-	return writeAtomic(path, out, modeOf(path))
+	return fsutil.WriteFile(path, out, modeOf(path), fsutil.KeepOwner())
 }

@@ -17,9 +17,9 @@ import (
 func alpineRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	copyFile(t, "testdata/alpine/passwd", filepath.Join(root, "etc/passwd"), 0o644)
-	copyFile(t, "testdata/alpine/shadow", filepath.Join(root, "etc/shadow"), 0o640)
-	copyFile(t, "testdata/alpine/securetty", filepath.Join(root, "etc/securetty"), 0o644)
+	testutil.CopyFile(t, "testdata/alpine/passwd", filepath.Join(root, "etc/passwd"), 0o644)
+	testutil.CopyFile(t, "testdata/alpine/shadow", filepath.Join(root, "etc/shadow"), 0o640)
+	testutil.CopyFile(t, "testdata/alpine/securetty", filepath.Join(root, "etc/securetty"), 0o644)
 	return root
 }
 
@@ -138,7 +138,7 @@ func TestCustomizeExplicitIDAndNoBranding(t *testing.T) {
 
 func TestCustomizeShadowWithoutRoot(t *testing.T) {
 	root := alpineRoot(t)
-	writeTree(t, root, map[string]string{"etc/shadow": "bin:!::0:::::"}) // no final newline
+	testutil.WriteTree(t, root, map[string]string{"etc/shadow": "bin:!::0:::::"}) // no final newline
 	if _, err := Customize(root, CustomizeOptions{BuildID: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,11 +149,11 @@ func TestCustomizeShadowWithoutRoot(t *testing.T) {
 
 func TestCustomizeErrors(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, map[string]string{"etc/passwd": "bin:x:1:1:bin:/bin:/sbin/nologin\n"})
+	testutil.WriteTree(t, root, map[string]string{"etc/passwd": "bin:x:1:1:bin:/bin:/sbin/nologin\n"})
 	if _, err := Customize(root, CustomizeOptions{BuildID: "x"}); !errors.Is(err, ErrNoRootUser) {
 		t.Errorf("passwd without root: %v", err)
 	}
-	writeTree(t, root, map[string]string{"etc/shadow": "root:*:0\n"})
+	testutil.WriteTree(t, root, map[string]string{"etc/shadow": "root:*:0\n"})
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 	if _, err := Customize(root, CustomizeOptions{BuildID: "x"}); err == nil || !strings.Contains(err.Error(), "shadow:1: 3 fields") {
 		t.Errorf("malformed shadow: %v", err)
@@ -180,7 +180,7 @@ func TestBuildID(t *testing.T) {
 func TestFingerprint(t *testing.T) {
 	mk := func() string {
 		root := t.TempDir()
-		writeTree(t, root, map[string]string{"a/b": "x", "run*": "#!/bin/sh\n", "l@": "a/b", "etc/zero-os-build-id": "1\n"})
+		testutil.WriteTree(t, root, map[string]string{"a/b": "x", "run*": "#!/bin/sh\n", "l@": "a/b", "etc/zero-os-build-id": "1\n"})
 		return root
 	}
 	r1, r2 := mk(), mk()
@@ -213,7 +213,7 @@ func TestFingerprint(t *testing.T) {
 
 func TestResolveStaysInRoot(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, map[string]string{
+	testutil.WriteTree(t, root, map[string]string{
 		"bin/busybox": "x", "bin/sh@": "busybox", "usr/bin/env@": "../../bin/sh",
 		"escape@": "../../../../etc/passwd", "abs@": "/etc/passwd", "etc/passwd": "in-root",
 		"loop1@": "loop2", "loop2@": "loop1",
@@ -238,7 +238,7 @@ func TestInstallInit(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "init")
 	root := t.TempDir()
 	os.WriteFile(src, []byte("#!/bin/sh\nexec /sbin/zinit init\n"), 0o600)
-	writeTree(t, root, map[string]string{"init": "old"})
+	testutil.WriteTree(t, root, map[string]string{"init": "old"})
 	if err := InstallInit(src, root); err != nil {
 		t.Fatal(err)
 	}

@@ -4,52 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
-
-// writeTree creates files under dir. A name ending in "@" becomes a symlink
-// to its content; a name ending in "*" a file with mode 0755.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		mode := os.FileMode(0o644)
-		name, exe := strings.CutSuffix(name, "*")
-		if exe {
-			mode = 0o755
-		}
-		p := filepath.Join(dir, name)
-		link, isLink := strings.CutSuffix(p, "@")
-		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if isLink {
-			if err := os.Symlink(content, link); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, mode); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // gcc compiles the C source into out with extra arguments.
 func gcc(t *testing.T, out, src string, args ...string) string {
@@ -95,8 +53,8 @@ func busyboxRoot(t *testing.T) string {
 	t.Helper()
 	testutil.RequireFile(t, "/bin/busybox")
 	root := t.TempDir()
-	copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
-	copyFile(t, "/bin/busybox", filepath.Join(root, "sbin/zinit"), 0o755)
+	testutil.CopyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
+	testutil.CopyFile(t, "/bin/busybox", filepath.Join(root, "sbin/zinit"), 0o755)
 	files := map[string]string{
 		"init*":                  "#!/bin/sh\nexec /sbin/zinit init\n",
 		"bin/sh@":                "busybox",
@@ -109,6 +67,6 @@ func busyboxRoot(t *testing.T) string {
 	for _, applet := range DefaultCommands()[1:] {
 		files["bin/"+applet+"@"] = "/bin/busybox"
 	}
-	writeTree(t, root, files)
+	testutil.WriteTree(t, root, files)
 	return root
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/pkg/zinit"
 )
 
@@ -56,7 +57,7 @@ func Validate(root string, opt ValidateOptions) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, checkUnits(root, opt.Log)...)
+	errs = append(errs, checkUnits(root, logging.OrDiscard(opt.Log))...)
 	errs = append(errs, checkCommands(root, opt.Commands)...)
 	elfErrs, err := checkELFDeps(root)
 	if err != nil {
@@ -106,9 +107,7 @@ func checkUnits(root string, log logrus.FieldLogger) []error {
 		errs = append(errs, err)
 	}
 	for _, w := range set.Warnings {
-		if log != nil {
-			log.Warn(w.Error())
-		}
+		log.Warn(w.Error())
 	}
 	for _, u := range set.Units {
 		if len(u.Argv) == 0 {
@@ -120,7 +119,7 @@ func checkUnits(root string, log logrus.FieldLogger) []error {
 		dependents := dependentsOf(set, u.Name)
 		if len(dependents) > 0 {
 			errs = append(errs, fmt.Errorf("%s: unit %s: program %s: %w; zinit would block %v forever", zinit.ConfigDir, u.Name, u.Argv[0], ErrMissingCommand, dependents))
-		} else if log != nil {
+		} else {
 			log.Warnf("%s: unit %s: program %s not found; zinit will mark it failed", zinit.ConfigDir, u.Name, u.Argv[0])
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/threefoldtech/zosbuilder/internal/testutil"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 	"github.com/threefoldtech/zosbuilder/pkg/zinit"
 )
@@ -29,10 +30,10 @@ func addDynamic(t *testing.T, root string, withLibs bool) {
 		t.Skipf("unexpected host interpreter %s", info.Interp)
 	}
 	libdir := filepath.Join(root, "lib/x86_64-linux-gnu")
-	copyFile(t, hostLib(t, ld), filepath.Join(libdir, ld), 0o755)
-	writeTree(t, root, map[string]string{"lib64/" + ld + "@": "/lib/x86_64-linux-gnu/" + ld})
+	testutil.CopyFile(t, hostLib(t, ld), filepath.Join(libdir, ld), 0o755)
+	testutil.WriteTree(t, root, map[string]string{"lib64/" + ld + "@": "/lib/x86_64-linux-gnu/" + ld})
 	for _, lib := range info.Needed {
-		copyFile(t, hostLib(t, lib), filepath.Join(libdir, lib), 0o755)
+		testutil.CopyFile(t, hostLib(t, lib), filepath.Join(libdir, lib), 0o755)
 	}
 }
 
@@ -53,7 +54,7 @@ func TestValidateReportsEverything(t *testing.T) {
 	// exists on the host: resolution must never look at the host.
 	os.Remove(filepath.Join(root, "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
 	// A bad unit, a unit zinit would not load, and a missing applet.
-	writeTree(t, root, map[string]string{
+	testutil.WriteTree(t, root, map[string]string{
 		"etc/zinit/net.yaml":  "exec: /bin/sh\nafter: [udev]\nlog: Ring\n",
 		"etc/zinit/getty.yml": "exec: /bin/sh\n",
 		"etc/zinit/wait.yaml": "exec: /usr/sbin/not-installed\n",
@@ -112,11 +113,11 @@ func TestValidateMissingZinitAndInit(t *testing.T) {
 
 func TestValidateModprobeNeededForStage1(t *testing.T) {
 	root := busyboxRoot(t)
-	writeTree(t, root, map[string]string{"etc/zero-os/modules-stage1.list": "virtio_net\n"})
+	testutil.WriteTree(t, root, map[string]string{"etc/zero-os/modules-stage1.list": "virtio_net\n"})
 	if err := Validate(root, ValidateOptions{}); !errors.Is(err, ErrMissingCommand) || !strings.Contains(err.Error(), "modprobe") {
 		t.Errorf("stage-1 list without modprobe: %v", err)
 	}
-	writeTree(t, root, map[string]string{"sbin/modprobe@": "/bin/busybox"})
+	testutil.WriteTree(t, root, map[string]string{"sbin/modprobe@": "/bin/busybox"})
 	if err := Validate(root, ValidateOptions{}); err != nil {
 		t.Error(err)
 	}
@@ -134,15 +135,15 @@ void _start(void) { int r = foo(); __asm__ volatile ("mov $60, %%eax; syscall" :
 	link := []string{"-nostdlib", "-L" + filepath.Dir(lib), "-lfoo", "-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1"}
 	gcc(t, filepath.Join(root, "opt/app/bin/app"), start, append(link, "-Wl,-rpath,$ORIGIN/../lib")...)
 	gcc(t, filepath.Join(root, "usr/bin/musl-app"), start, link...)
-	copyFile(t, lib, filepath.Join(root, "opt/app/lib/libfoo.so"), 0o755)
-	copyFile(t, lib, filepath.Join(root, "lib/ld-musl-x86_64.so.1"), 0o755) // any x86-64 ELF stands for the loader
-	copyFile(t, lib, filepath.Join(root, "usr/lib/libfoo.so"), 0o755)
+	testutil.CopyFile(t, lib, filepath.Join(root, "opt/app/lib/libfoo.so"), 0o755)
+	testutil.CopyFile(t, lib, filepath.Join(root, "lib/ld-musl-x86_64.so.1"), 0o755) // any x86-64 ELF stands for the loader
+	testutil.CopyFile(t, lib, filepath.Join(root, "usr/lib/libfoo.so"), 0o755)
 
 	if err := Validate(root, ValidateOptions{}); err != nil {
 		t.Fatalf("RPATH $ORIGIN and musl defaults: %v", err)
 	}
 	// With a path file, musl searches only its directories.
-	writeTree(t, root, map[string]string{"etc/ld-musl-x86_64.path": "/opt/app/lib\n"})
+	testutil.WriteTree(t, root, map[string]string{"etc/ld-musl-x86_64.path": "/opt/app/lib\n"})
 	os.Remove(filepath.Join(root, "opt/app/lib/libfoo.so"))
 	err := Validate(root, ValidateOptions{})
 	if !errors.Is(err, ErrMissingLibrary) || !strings.Contains(err.Error(), "/usr/bin/musl-app: needs libfoo.so") ||

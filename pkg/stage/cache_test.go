@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
 
 // A stage that restores its artifact says so in its "done" line, and
@@ -16,7 +18,7 @@ func TestCacheReport(t *testing.T) {
 	dir := t.TempDir()
 	e, logs := open(t, t.TempDir(), false)
 	mk := func(name string, hits, misses int) Stage {
-		return Stage{Name: name, Outputs: []string{filepath.Join(dir, name)}, Run: func(ctx context.Context) error {
+		return Stage{Name: name, Outputs: []string{filepath.Join(dir, name)}, Run: func(ctx context.Context, _ logrus.FieldLogger) error {
 			for range hits {
 				ReportCache(ctx, true, "k1 from dir:///cache (1 MB)")
 			}
@@ -33,15 +35,15 @@ func TestCacheReport(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`restored: done in \S+ \(restored from the artifact cache: k1 from dir:///cache \(1 MB\)\)`,
-		`mixed: done in \S+ \(artifact cache: 2 hits, 1 miss\)`,
-		`built: done in \S+ \(artifact cache: miss\)`,
+		`done in \S+ \(restored from the artifact cache: k1 from dir:///cache \(1 MB\)\)" stage=restored`,
+		`done in \S+ \(artifact cache: 2 hits, 1 miss\)" stage=mixed`,
+		`done in \S+ \(artifact cache: miss\)" stage=built`,
 	} {
 		if !regexp.MustCompile(want).MatchString(logs.String()) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
-	if regexp.MustCompile(`nocache: done in \S+ \(`).MatchString(logs.String()) {
+	if regexp.MustCompile(`done in \S+ \(.*stage=nocache`).MatchString(logs.String()) {
 		t.Errorf("a stage without a cache mentions one:\n%s", logs)
 	}
 	rows, err := e.Status(stages)

@@ -106,6 +106,9 @@ type marker struct {
 	Error       string    `json:"error,omitempty"`
 	// Cache is what the artifact cache did in this run, when the stage has one.
 	Cache *CacheResult `json:"cache,omitempty"`
+	// Cancelled marks a run stopped because another stage failed or the
+	// build was interrupted, as opposed to a failure of its own.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 func markerPath(dir, name string) string  { return filepath.Join(dir, "stages", name+".done") }
@@ -124,14 +127,24 @@ func readMarker(path string) (marker, error) {
 	return m, nil
 }
 
-// writeRecord writes a marker file atomically: a temporary file, fsync,
-// rename, so a crash leaves either the old state or the new one.
+// writeRecord writes a marker file atomically and durably (fsutil.Sync),
+// so a crash or a power cut leaves either the old state or the new one.
 func (e *Engine) writeRecord(path string, m marker) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileSync(path, b, 0o644)
+	return fsutil.WriteFile(path, b, 0o644, fsutil.Sync())
+}
+
+// flushOutputs makes the outputs of s durable before its success marker
+// vouches for them (fsutil's rule: records after data): after a power cut,
+// a marker never survives outputs that did not.
+func flushOutputs(s Stage) error {
+	if err := fsutil.SyncFS(s.Outputs...); err != nil {
+		return fmt.Errorf("flush the outputs: %w", err)
+	}
+	return nil
 }
 
 func (e *Engine) removeMarker(name string) error {

@@ -25,6 +25,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/pkg/hosttools"
 )
 
 // Stage is one step of the build.
@@ -41,9 +44,13 @@ type Stage struct {
 	// Outputs are files or folders the stage produces; if one disappears the
 	// stage is stale even though its inputs did not change.
 	Outputs []string
+	// Tools are the host programs Run cannot work without; RunGraph checks
+	// them, for every stage it may run, before any stage starts.
+	Tools []hosttools.Tool
 	// Run does the work. It must be idempotent and able to start over from
-	// whatever a killed earlier run left behind.
-	Run func(ctx context.Context) error
+	// whatever a killed earlier run left behind. log names the stage on
+	// every line: hand it to the packages the stage calls.
+	Run func(ctx context.Context, log logrus.FieldLogger) error
 }
 
 // Options configure an Engine.
@@ -55,7 +62,8 @@ type Options struct {
 	// Force reruns every stage once in this process (FORCE=1).
 	Force bool
 	// Log receives one line when a stage starts (with why), one when it
-	// finishes (with its duration), and one for a skipped stage.
+	// finishes (with its duration), and one for a skipped stage; each
+	// stage's Run gets it with the stage's name in logging.StageField.
 	Log logrus.FieldLogger
 }
 
@@ -76,12 +84,7 @@ type Engine struct {
 // Open prepares the state folder. It does not take the lock: reading the
 // status of a build that is running is fine; Run and Reset take it.
 func Open(opt Options) (*Engine, error) {
-	if opt.Log == nil {
-		l := logrus.New()
-		l.Out = nil
-		l.SetOutput(discard{})
-		opt.Log = l
-	}
+	opt.Log = logging.OrDiscard(opt.Log)
 	if err := os.MkdirAll(filepath.Join(opt.Dir, "stages"), 0o755); err != nil {
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
@@ -91,10 +94,6 @@ func Open(opt Options) (*Engine, error) {
 		forced: map[string]bool{},
 	}, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Lock takes the build lock for the life of the process (idempotent).
 func (e *Engine) Lock() error {
@@ -111,66 +110,138 @@ func (e *Engine) Close() error {
 	return err
 }
 
-// Run runs s unless it is up to date. The returned error wraps the stage's
-// own error with the stage name.
+// ErrCancelled is wrapped by the error of a stage that was stopped, or not
+// started, because the context was cancelled: another stage of the same run
+// failed first, or the build was interrupted.
+var ErrCancelled = errors.New("cancelled")
+
+// ErrDependency is wrapped by the error of a stage that was not run because
+// a stage it depends on has no success marker.
+var ErrDependency = errors.New("dependency has not succeeded")
+
+// Error is the error of a stage, as Run and RunGraph return it.
+type Error struct {
+	Stage string
+	Err   error
+}
+
+func (e *Error) Error() string { return "stage " + e.Stage + ": " + e.Err.Error() }
+
+// Unwrap gives the stage's own error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs s unless it is up to date. It refuses to run s while a stage s
+// depends on has no success marker, and does not start it once ctx is
+// cancelled. A run stopped by ctx is recorded as cancelled, not failed. The
+// returned error is an *Error naming the stage.
 func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.Lock(); err != nil {
 		return err
 	}
-	log := e.opt.Log.WithField("stage", s.Name)
+	fail := func(err error) error { return &Error{Stage: s.Name, Err: err} }
+	if ctx.Err() != nil {
+		return fail(fmt.Errorf("%w before it started: %s", ErrCancelled, cancelReason(ctx)))
+	}
+	if err := e.checkDeps(s); err != nil {
+		return fail(err)
+	}
+	log := e.opt.Log.WithField(logging.StageField, s.Name)
 	cur, err := e.inputs(s)
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", s.Name, err)
+		return fail(err)
 	}
 	why := e.staleReason(s, cur)
 	if e.takeForce(s.Name) {
 		why = "FORCE=1"
 	}
 	if why == "" {
-		log.Infof("%s: up to date", s.Name)
+		log.Info("up to date")
 		return nil
 	}
-	log.Infof("%s: running (%s)", s.Name, why)
+	if ctx.Err() != nil { // cancelled while the inputs were hashed
+		return fail(fmt.Errorf("%w before it started: %s", ErrCancelled, cancelReason(ctx)))
+	}
+	log.Infof("running (%s)", why)
 
 	// Forget the old result before touching anything: if this run is killed,
 	// the next one must not mistake half-written outputs for done.
 	m := marker{Name: s.Name, Inputs: cur, Fingerprint: cur.fingerprint(), Started: time.Now().UTC()}
 	if err := e.removeMarker(s.Name); err != nil {
-		return fmt.Errorf("stage %s: %w", s.Name, err)
+		return fail(err)
 	}
 	if err := e.writeRecord(runningPath(e.opt.Dir, s.Name), m); err != nil {
-		return fmt.Errorf("stage %s: %w", s.Name, err)
+		return fail(err)
 	}
 	runCtx, cache := withCacheReport(ctx)
-	runErr := s.Run(runCtx)
+	runErr := s.Run(runCtx, log)
 	took := time.Since(m.Started)
 	m.Cache = cache.result()
 	m.DurationMS = took.Milliseconds()
 	_ = os.Remove(runningPath(e.opt.Dir, s.Name))
-	if runErr == nil && ctx.Err() != nil {
-		runErr = ctx.Err()
+	if ctx.Err() != nil {
+		// Whatever the stage returned, it was stopped (or may have stopped
+		// early) because of the cancellation: not a failure of its own.
+		reason := cancelReason(ctx)
+		m.Error, m.Cancelled = reason, true
+		log.Warnf("cancelled after %s: %s", took.Round(10*time.Millisecond), reason)
+		runErr = fmt.Errorf("%w: %s", ErrCancelled, reason)
+	} else if runErr != nil {
+		m.Error = runErr.Error()
 	}
 	if runErr != nil {
-		m.Error = runErr.Error()
 		if err := e.writeRecord(failedPath(e.opt.Dir, s.Name), m); err != nil {
-			return errors.Join(fmt.Errorf("stage %s: %w", s.Name, runErr), err)
+			return errors.Join(fail(runErr), err)
 		}
-		return fmt.Errorf("stage %s: %w", s.Name, runErr)
+		return fail(runErr)
 	}
 	m.RunID = newRunID()
+	if err := flushOutputs(s); err != nil {
+		return fail(err)
+	}
 	if err := e.writeRecord(markerPath(e.opt.Dir, s.Name), m); err != nil {
-		return fmt.Errorf("stage %s: record success: %w", s.Name, err)
+		return fail(fmt.Errorf("record success: %w", err))
 	}
 	_ = os.Remove(failedPath(e.opt.Dir, s.Name))
 	if err := e.hashes.save(); err != nil {
 		log.Debugf("save hash cache: %v", err)
 	}
-	log.Infof("%s: done in %s%s", s.Name, took.Round(10*time.Millisecond), m.Cache.logSuffix())
+	log.Infof("done in %s%s", took.Round(10*time.Millisecond), m.Cache.logSuffix())
+	return nil
+}
+
+// cancelReason says why ctx was cancelled: the stage that failed first, or
+// an interruption.
+func cancelReason(ctx context.Context) string {
+	var first *Error
+	if errors.As(context.Cause(ctx), &first) {
+		return "stage " + first.Stage + " failed"
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the build timed out"
+	}
+	return "the build was interrupted"
+}
+
+// checkDeps fails unless every stage s depends on has a success marker.
+func (e *Engine) checkDeps(s Stage) error {
+	for _, d := range s.Deps {
+		if _, err := readMarker(markerPath(e.opt.Dir, d)); err == nil {
+			continue
+		}
+		why := "it has never run"
+		if f, err := readMarker(failedPath(e.opt.Dir, d)); err == nil {
+			why = "its last run failed: " + firstLine(f.Error)
+			if f.Cancelled {
+				why = "its last run was cancelled: " + firstLine(f.Error)
+			}
+		}
+		return fmt.Errorf("%w: needs stage %s first, and %s", ErrDependency, d, why)
+	}
 	return nil
 }
 
 // takeForce reports whether FORCE=1 still applies to the stage: once per
-// stage per process, so a stage reached twice through mg.Deps runs once.
+// stage per process, so a stage reached by two runs of one process runs once.
 func (e *Engine) takeForce(name string) bool {
 	if !e.opt.Force {
 		return false
@@ -187,6 +258,9 @@ func (e *Engine) staleReason(s Stage, cur inputSet) string {
 	old, err := readMarker(markerPath(e.opt.Dir, s.Name))
 	if err != nil {
 		if f, ferr := readMarker(failedPath(e.opt.Dir, s.Name)); ferr == nil {
+			if f.Cancelled {
+				return "the previous run was cancelled: " + firstLine(f.Error)
+			}
 			return "the previous run failed: " + firstLine(f.Error)
 		}
 		if _, rerr := os.Stat(runningPath(e.opt.Dir, s.Name)); rerr == nil {

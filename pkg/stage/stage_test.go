@@ -38,7 +38,7 @@ func (p *pipeline) stages() []Stage {
 			Name: name, Deps: deps, Config: cfg,
 			Inputs:  inputs,
 			Outputs: []string{filepath.Join(p.dir, name+".out")},
-			Run: func(ctx context.Context) error {
+			Run: func(ctx context.Context, _ logrus.FieldLogger) error {
 				p.runs = append(p.runs, name)
 				if err := p.fail[name]; err != nil {
 					return err
@@ -245,7 +245,7 @@ func helperHang() {
 		os.Exit(3)
 	}
 	out := os.Getenv("STAGE_TEST_OUT")
-	e.Run(context.Background(), Stage{Name: "a", Outputs: []string{out}, Run: func(ctx context.Context) error {
+	e.Run(context.Background(), Stage{Name: "a", Outputs: []string{out}, Run: func(ctx context.Context, _ logrus.FieldLogger) error {
 		os.WriteFile(out, []byte("half"), 0o644)
 		os.Stdout.WriteString("started\n")
 		time.Sleep(time.Minute)
@@ -285,7 +285,7 @@ func TestInterruptedStageRerunsAndEndsTheSame(t *testing.T) {
 
 			e, logs := open(t, state, false)
 			ran := false
-			err := e.Run(context.Background(), Stage{Name: "a", Outputs: []string{out}, Run: func(ctx context.Context) error {
+			err := e.Run(context.Background(), Stage{Name: "a", Outputs: []string{out}, Run: func(ctx context.Context, _ logrus.FieldLogger) error {
 				ran = true
 				return os.WriteFile(out, []byte("whole"), 0o644)
 			}})
@@ -307,7 +307,7 @@ func TestLockNamesHolder(t *testing.T) {
 	lock := filepath.Join(state, "lock")
 	cmd := startHelper(t, "hold-lock", "STAGE_TEST_LOCK="+lock)
 	e, _ := open(t, state, false)
-	err := e.Run(context.Background(), Stage{Name: "x", Run: func(context.Context) error {
+	err := e.Run(context.Background(), Stage{Name: "x", Run: func(context.Context, logrus.FieldLogger) error {
 		t.Error("stage ran while another process held the lock")
 		return nil
 	}})

@@ -12,11 +12,14 @@ type State string
 
 // States of a stage.
 const (
-	Done    State = "done"
-	Stale   State = "stale"
-	Never   State = "never run"
-	Failed  State = "failed"
-	Running State = "running"
+	Done   State = "done"
+	Stale  State = "stale"
+	Never  State = "never run"
+	Failed State = "failed"
+	// Cancelled is a run stopped because another stage failed first or
+	// the build was interrupted.
+	Cancelled State = "cancelled"
+	Running   State = "running"
 )
 
 // Row is one line of the status table.
@@ -50,6 +53,9 @@ func (e *Engine) Status(stages []Stage) ([]Row, error) {
 			r.State, r.When, r.Why = Running, running.Started, "running now, or interrupted"
 		case ferr == nil && (derr != nil || failed.Started.After(done.Started)):
 			r.State, r.When, r.Took, r.Why = Failed, failed.Started, time.Duration(failed.DurationMS)*time.Millisecond, firstLine(failed.Error)
+			if failed.Cancelled {
+				r.State = Cancelled
+			}
 		case derr != nil:
 			r.State = Never
 		default:

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
 // HTTP is a read-only store served over HTTP(S), typically a dir store behind
@@ -17,12 +19,17 @@ type HTTP struct {
 	client *http.Client
 }
 
-func openHTTP(rawURL string) (*HTTP, error) {
+func openHTTP(rawURL string, opt Options) (*HTTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrInvalidURL)
+		return nil, fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
-	return &HTTP{base: u, url: rawURL, client: http.DefaultClient}, nil
+	if opt.Policy != nil {
+		if err := opt.Policy.checkHost(u.Hostname()); err != nil {
+			return nil, fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), err)
+		}
+	}
+	return &HTTP{base: u, url: rawURL, client: httpclient.NewClient(opt.transport(0))}, nil
 }
 
 func (h *HTTP) candidates(id []byte) []string {
@@ -47,11 +54,11 @@ func (h *HTTP) do(ctx context.Context, method string, id []byte) (*http.Response
 	for _, u := range h.candidates(id) {
 		req, err := http.NewRequestWithContext(ctx, method, u, nil)
 		if err != nil {
-			return nil, fmt.Errorf("http store %s: %w", Redact(h.url), ErrInvalidURL)
+			return nil, fmt.Errorf("http store %s: %w", redact.MaskURL(h.url), ErrInvalidURL)
 		}
 		resp, err := h.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("http store %s: %s blob %s: %w", Redact(h.url), method, Hex(id), unwrapURLError(err))
+			return nil, fmt.Errorf("http store %s: %s blob %s: %w", redact.MaskURL(h.url), method, Hex(id), unwrapURLError(err))
 		}
 		switch {
 		case resp.StatusCode == http.StatusOK:
@@ -61,10 +68,10 @@ func (h *HTTP) do(ctx context.Context, method string, id []byte) (*http.Response
 			continue
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 			resp.Body.Close()
-			return nil, fmt.Errorf("http store %s: %s blob %s: %s: %w", Redact(h.url), method, Hex(id), resp.Status, ErrAuth)
+			return nil, fmt.Errorf("http store %s: %s blob %s: %s: %w", redact.MaskURL(h.url), method, Hex(id), resp.Status, ErrAuth)
 		default:
 			resp.Body.Close()
-			return nil, fmt.Errorf("http store %s: %s blob %s: unexpected %s", Redact(h.url), method, Hex(id), resp.Status)
+			return nil, fmt.Errorf("http store %s: %s blob %s: unexpected %s", redact.MaskURL(h.url), method, Hex(id), resp.Status)
 		}
 	}
 	return nil, nil
@@ -86,12 +93,12 @@ func (h *HTTP) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, err
 	}
 	if resp == nil {
-		return nil, fmt.Errorf("http store %s: blob %s: %w", Redact(h.url), Hex(id), ErrNotFound)
+		return nil, fmt.Errorf("http store %s: blob %s: %w", redact.MaskURL(h.url), Hex(id), ErrNotFound)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := readBlob(resp.Body, resp.ContentLength)
 	if err != nil {
-		return nil, fmt.Errorf("http store %s: read blob %s: %w", Redact(h.url), Hex(id), unwrapURLError(err))
+		return nil, fmt.Errorf("http store %s: read blob %s: %w", redact.MaskURL(h.url), Hex(id), unwrapURLError(err))
 	}
 	return b, nil
 }
@@ -108,7 +115,7 @@ func (h *HTTP) Exists(ctx context.Context, id []byte) (bool, error) {
 
 // Set implements Store; http stores are read-only.
 func (h *HTTP) Set(context.Context, []byte, []byte) error {
-	return fmt.Errorf("http store %s: %w", Redact(h.url), ErrReadOnly)
+	return fmt.Errorf("http store %s: %w", redact.MaskURL(h.url), ErrReadOnly)
 }
 
 // Routes implements Store.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
 // Objects is a store of named objects of any size, such as the stage
@@ -53,9 +54,9 @@ type ObjectInfo struct {
 
 // ObjectOptions configure OpenObjects.
 type ObjectOptions struct {
-	// Transport carries S3 requests (timeouts, proxies); nil uses a clone
-	// of http.DefaultTransport.
-	Transport http.RoundTripper
+	// Timeouts bound every network wait of an S3 store; zero fields take
+	// httpclient's defaults.
+	Timeouts httpclient.Timeouts
 	// PartSize is the S3 multipart part size; 0 means 16 MiB. A part is
 	// buffered in memory while an object of unknown size is streamed.
 	PartSize uint64
@@ -70,13 +71,13 @@ const defaultPartSize = 16 << 20
 func OpenObjects(rawURL string, opt ObjectOptions) (Objects, error) {
 	scheme, _, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, fmt.Errorf("object store %q: missing scheme: %w", Redact(rawURL), ErrInvalidURL)
+		return nil, fmt.Errorf("object store %q: missing scheme: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	switch strings.ToLower(scheme) {
 	case "dir":
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) {
-			return nil, fmt.Errorf("object store %s: dir:// needs an absolute path (dir:///abs/path): %w", Redact(rawURL), ErrInvalidURL)
+			return nil, fmt.Errorf("object store %s: dir:// needs an absolute path (dir:///abs/path): %w", redact.MaskURL(rawURL), ErrInvalidURL)
 		}
 		return NewDirObjects(u.Path), nil
 	case "s3", "s3s":
@@ -84,7 +85,7 @@ func OpenObjects(rawURL string, opt ObjectOptions) (Objects, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := t.clientWith(opt.Transport)
+		c, err := t.client(Options{Timeouts: opt.Timeouts})
 		if err != nil {
 			return nil, err
 		}
@@ -93,9 +94,9 @@ func OpenObjects(rawURL string, opt ObjectOptions) (Objects, error) {
 			part = defaultPartSize
 		}
 		s := &S3{client: c, bucket: t.bucket, prefix: t.prefix, url: rawURL, endpoint: t.endpointForErrors, secret: t.secret}
-		return &s3Objects{s: s, partSize: part, where: Redact(rawURL)}, nil
+		return &s3Objects{s: s, partSize: part, where: redact.MaskURL(rawURL)}, nil
 	}
-	return nil, fmt.Errorf("object store %s: unknown scheme %q (want dir://, s3:// or s3s://): %w", Redact(rawURL), scheme, ErrNotSupported)
+	return nil, fmt.Errorf("object store %s: unknown scheme %q (want dir://, s3:// or s3s://): %w", redact.MaskURL(rawURL), scheme, ErrNotSupported)
 }
 
 var segmentRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // Router spreads blobs over stores by the first byte of the blob id. Routes
@@ -106,6 +107,15 @@ func (r *Router) Set(ctx context.Context, id, blob []byte) error {
 	return nil
 }
 
+// Sync implements Syncer: it syncs every store of the router that needs it.
+func (r *Router) Sync(ctx context.Context) error {
+	var errs []error
+	for _, rt := range r.routes {
+		errs = append(errs, Sync(ctx, rt.store))
+	}
+	return errors.Join(errs...)
+}
+
 // Routes implements Store: one row per route, in the order they were added,
 // with the router's range.
 func (r *Router) Routes() []Route {
@@ -130,7 +140,7 @@ func ParseSpec(spec string) (Route, error) {
 	lo, _ := strconv.ParseUint(m[1], 16, 8)
 	hi, _ := strconv.ParseUint(m[2], 16, 8)
 	if lo > hi {
-		return Route{}, fmt.Errorf("store spec %s: range %s-%s is empty: %w", Redact(spec), m[1], m[2], ErrInvalidURL)
+		return Route{}, fmt.Errorf("store spec %s: range %s-%s is empty: %w", redact.MaskURL(spec), m[1], m[2], ErrInvalidURL)
 	}
 	return Route{Start: uint8(lo), End: uint8(hi), URL: m[3]}, nil
 }
@@ -138,29 +148,25 @@ func ParseSpec(spec string) (Route, error) {
 // Parse parses a comma-separated STORES list ("[xx-yy=]URL,...", ranges in
 // lowercase hex on id[0]; no range means 00-ff) and opens every store.
 func Parse(stores string) (*Router, error) {
-	var routes []Route
-	for i, spec := range strings.Split(stores, ",") {
-		spec = strings.TrimSpace(spec)
-		if spec == "" {
-			return nil, fmt.Errorf("stores list entry %d is empty: %w", i+1, ErrInvalidURL)
-		}
-		rt, err := ParseSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-		routes = append(routes, rt)
+	routes, err := ParseRoutes(stores, nil)
+	if err != nil {
+		return nil, err
 	}
 	return OpenRoutes(routes)
 }
 
-// OpenRoutes opens a router over routes, such as those read from an flist.
-func OpenRoutes(routes []Route) (*Router, error) {
+// OpenRoutes opens a router over routes with Open.
+func OpenRoutes(routes []Route) (*Router, error) { return OpenRoutesWith(routes, Options{}) }
+
+// OpenRoutesWith opens a router over routes with OpenWith: for routes read
+// from an flist, with a route policy.
+func OpenRoutesWith(routes []Route, opt Options) (*Router, error) {
 	if len(routes) == 0 {
 		return nil, fmt.Errorf("no store routes: %w", ErrInvalidURL)
 	}
 	r := &Router{}
 	for _, rt := range routes {
-		s, err := Open(rt.URL)
+		s, err := OpenWith(rt.URL, opt)
 		if err != nil {
 			return nil, err
 		}

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"net/url"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"github.com/threefoldtech/zosbuilder/pkg/httpclient"
 )
 
 // defaultRegion is used when an s3:// URL has no ?region=: minio-go would
@@ -41,7 +44,7 @@ type s3Target struct {
 }
 
 func parseS3(rawURL string) (s3Target, error) {
-	red := Redact(rawURL)
+	red := redact.MaskURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return s3Target{}, fmt.Errorf("store %s: %w", red, ErrInvalidURL)
@@ -74,31 +77,19 @@ func parseS3(rawURL string) (s3Target, error) {
 	return t, nil
 }
 
-func (t s3Target) client() (*minio.Client, error) { return t.clientWith(nil) }
-
-// clientWith is client with the given transport; nil means a clone of
-// http.DefaultTransport that keeps many idle connections.
-func (t s3Target) clientWith(rt http.RoundTripper) (*minio.Client, error) {
+func (t s3Target) client(opt Options) (*minio.Client, error) {
 	region := t.region
 	if region == "" {
 		region = defaultRegion
 	}
-	if rt == nil {
-		tr, ok := http.DefaultTransport.(*http.Transport)
-		if !ok {
-			return nil, errors.New("s3 store: unexpected http.DefaultTransport type")
-		}
-		tr = tr.Clone()
-		// Pack uploads many small objects in parallel; keep their connections.
-		tr.MaxIdleConnsPerHost = 64
-		rt = tr
-	}
+	// Pack uploads many small objects in parallel; keep their connections.
+	tr := httpclient.NewTransport(opt.transport(64))
 	c, err := minio.New(t.hostPort, &minio.Options{
 		Creds:        credentials.NewStaticV4(t.access, t.secret, ""),
 		Secure:       t.secure,
 		Region:       region,
 		BucketLookup: minio.BucketLookupPath,
-		Transport:    rt,
+		Transport:    tr,
 		// Pack retries with its own backoff; minio-go's ten silent retries
 		// would turn a dead server into minutes of waiting per blob.
 		MaxRetries: 1,
@@ -109,12 +100,18 @@ func (t s3Target) clientWith(rt http.RoundTripper) (*minio.Client, error) {
 	return c, nil
 }
 
-func openS3(rawURL string) (*S3, error) {
+func openS3(rawURL string, opt Options) (*S3, error) {
 	t, err := parseS3(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	c, err := t.client()
+	if opt.Policy != nil {
+		host, _, _ := net.SplitHostPort(t.hostPort)
+		if err := opt.Policy.checkHost(host); err != nil {
+			return nil, fmt.Errorf("store %s: %w", t.redacted, err)
+		}
+	}
+	c, err := t.client(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +132,10 @@ func (s *S3) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, s.wrap("get", name, err)
 	}
 	defer obj.Close()
-	b, err := io.ReadAll(obj)
+	b, err := readBlob(obj, -1)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("s3 get %s/%s/%s: %w", s.endpoint, s.bucket, name, err)
+	}
 	if err != nil {
 		return nil, s.wrap("get", name, err)
 	}

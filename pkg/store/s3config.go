@@ -6,35 +6,36 @@ import (
 	"net"
 	"net/url"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"strings"
 )
 
-// Defaults of the rfs.conf keys that have one.
-const (
-	DefaultRoutePath        = "/blobs"
-	DefaultRouteRegion      = "garage"
-	DefaultManifestsSubpath = "manifests"
-)
-
-// S3Config holds the S3 settings of config/rfs.conf as plain values. The
-// pack-time store writes blobs with the write credentials; the runtime route
-// written into the flist points nodes at a read-only gateway.
+// S3Config holds the S3 settings of config/rfs.conf. The pack-time store
+// writes blobs with the write credentials; the runtime route written into
+// the flist points nodes at a read-only gateway.
+//
+// The tags describe the rfs.conf keys (name, default, check, documentation)
+// for pkg/config, which reads the file into this struct: they are the only
+// place the defaults are written. The methods take the values as they are:
+// an empty RouteRegion is a route without a region, an empty
+// ManifestsSubpath the bucket's top.
 type S3Config struct {
-	Endpoint  string // S3_ENDPOINT: http(s)://host[:port]
-	Region    string // S3_REGION
-	Bucket    string // S3_BUCKET
-	Prefix    string // S3_PREFIX: key prefix of the blobs inside the bucket
-	AccessKey string // S3_ACCESS_KEY (write)
-	SecretKey string // S3_SECRET_KEY (write)
+	Endpoint  string `key:"S3_ENDPOINT" check:"httpurl" required:"true" doc:"S3 endpoint for uploads, scheme://host:port (e.g. http://s3.example.com:3900)"`
+	Region    string `key:"S3_REGION" default:"garage" doc:"S3 region of the upload endpoint"`
+	Bucket    string `key:"S3_BUCKET" required:"true" check:"tag" doc:"bucket holding the blobs and the manifests"`
+	Prefix    string `key:"S3_PREFIX" doc:"key prefix of the blobs inside the bucket (e.g. zos/blobs)"`
+	AccessKey string `key:"S3_ACCESS_KEY" required:"true" secret:"true" doc:"write access key (build time only)"`
+	SecretKey string `key:"S3_SECRET_KEY" required:"true" secret:"true" doc:"write secret key (build time only, never written to a flist)"`
 
-	ReadAccessKey string // READ_ACCESS_KEY: embedded in the runtime route
-	ReadSecretKey string // READ_SECRET_KEY
-	RouteEndpoint string // ROUTE_ENDPOINT, default Endpoint
-	RoutePath     string // ROUTE_PATH, default /blobs (the gateway's blob route, not S3_PREFIX)
-	RouteRegion   string // ROUTE_REGION, default garage
+	ReadAccessKey string `key:"READ_ACCESS_KEY" secret:"true" doc:"read-only access key written into the flists' route (empty: anonymous)"`
+	ReadSecretKey string `key:"READ_SECRET_KEY" secret:"true" doc:"read-only secret written into the flists' route"`
+	// RouteEndpoint empty means Endpoint.
+	RouteEndpoint string `key:"ROUTE_ENDPOINT" check:"httpurl" doc:"endpoint nodes read blobs from; default S3_ENDPOINT"`
+	RoutePath     string `key:"ROUTE_PATH" default:"/blobs" doc:"bucket/prefix path of the blobs as seen through ROUTE_ENDPOINT"`
+	RouteRegion   string `key:"ROUTE_REGION" default:"garage" doc:"region written into the route"`
 
-	ManifestsSubpath string // MANIFESTS_SUBPATH, default manifests
+	ManifestsSubpath string `key:"MANIFESTS_SUBPATH" default:"manifests" doc:"key prefix of the .fl manifests in S3_BUCKET"`
 }
 
 // endpoint takes an http(s)://host[:port] value apart. The port is made
@@ -101,16 +102,9 @@ func (c S3Config) RouteURL() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := strings.Trim(c.RoutePath, "/")
-	if c.RoutePath == "" {
-		path = strings.Trim(DefaultRoutePath, "/")
-	}
+	path := strings.TrimPrefix(pathpkg.Clean("/"+c.RoutePath), "/")
 	if path == "" {
 		return "", fmt.Errorf("ROUTE_PATH %q: want a path such as /blobs: %w", c.RoutePath, ErrInvalidURL)
-	}
-	region := c.RouteRegion
-	if region == "" {
-		region = DefaultRouteRegion
 	}
 	var user *url.Userinfo
 	switch {
@@ -124,7 +118,7 @@ func (c S3Config) RouteURL() (string, error) {
 				"which rfs does not decode: %w", ErrInvalidURL)
 		}
 	}
-	return s3URL(scheme, hostPort, user, path, region), nil
+	return s3URL(scheme, hostPort, user, path, c.RouteRegion), nil
 }
 
 // UploadManifest uploads the file at path (an .fl manifest) with the write
@@ -139,13 +133,13 @@ func (c S3Config) UploadManifest(ctx context.Context, path string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	client, err := t.client()
+	client, err := t.client(Options{})
 	if err != nil {
 		return "", err
 	}
-	sub := strings.Trim(c.ManifestsSubpath, "/")
-	if sub == "" {
-		sub = DefaultManifestsSubpath
+	key := filepath.Base(path)
+	if sub := strings.Trim(c.ManifestsSubpath, "/"); sub != "" {
+		key = sub + "/" + key
 	}
 	s := &S3{client: client, bucket: t.bucket, endpoint: t.endpointForErrors, secret: t.secret}
 	f, err := os.Open(path)
@@ -157,7 +151,6 @@ func (c S3Config) UploadManifest(ctx context.Context, path string) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("upload manifest: %w", err)
 	}
-	key := sub + "/" + filepath.Base(path)
 	if err := s.put(ctx, key, f, fi.Size()); err != nil {
 		return "", fmt.Errorf("upload manifest %s: %w", path, err)
 	}

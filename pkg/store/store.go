@@ -7,7 +7,9 @@
 // route written into an flist by this package is understood by the rfs tool on
 // Zero-OS nodes, and the routes rfs writes are understood here. Credentials
 // carried in a URL never appear in errors: every message names the store by
-// its redacted URL.
+// its redacted URL. No read returns more than MaxBlobSize bytes, every network
+// wait is bounded (package httpclient), and routes read from an flist are
+// opened under a RoutePolicy (OpenWith, OpenRoutesWith).
 package store
 
 import (
@@ -15,8 +17,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
+	"io"
 	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 )
 
 // Sentinel errors that callers branch on with errors.Is.
@@ -37,7 +41,20 @@ var (
 	ErrInvalidURL = errors.New("invalid store url")
 	// ErrNotRoutable means no route of a router covers the blob id.
 	ErrNotRoutable = errors.New("blob id not routable")
+	// ErrTooLarge means a store holds more than MaxBlobSize bytes under a
+	// blob id: not an rfs blob, and not read further.
+	ErrTooLarge = errors.New("blob larger than MaxBlobSize")
 )
+
+// MaxBlobSize is the largest blob rfs's codec can produce, and so the most
+// any store read returns: a 512 KiB block whose snappy encoding expands as
+// much as snappy allows (32 + n + n/6 bytes, golang/snappy's MaxEncodedLen)
+// plus the 16-byte AES-GCM tag. pkg/flist's tests check it against the
+// codec.
+const MaxBlobSize = 32 + blockSize + blockSize/6 + 16
+
+// blockSize is rfs's block size (flist.BlockSize; store cannot import it).
+const blockSize = 512 * 1024
 
 // Store is a blob store addressed by blob id (the BLAKE2b-256 of the
 // encrypted blob). Implementations are safe for concurrent use.
@@ -54,6 +71,24 @@ type Store interface {
 	Routes() []Route
 }
 
+// Syncer is implemented by stores whose Set returns before the blob is
+// durable (a dir store leaves it to the page cache). Sync makes durable
+// every blob whose Set returned before the call. The rule for writers
+// (flist.Pack keeps it): sync the store before committing an flist that
+// names its blobs, or a crash could leave a committed flist whose blobs
+// are lost.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Sync syncs s if it is a Syncer.
+func Sync(ctx context.Context, s Store) error {
+	if sy, ok := s.(Syncer); ok {
+		return sy.Sync(ctx)
+	}
+	return nil
+}
+
 // Route is one row of an flist's route table: blobs whose id[0] lies in
 // [Start, End] (inclusive) live in the store at URL.
 type Route struct {
@@ -68,24 +103,45 @@ type Route struct {
 //	http(s)://HOST[:PORT][/PATH]                            (read-only)
 //
 // zdb:// and server:// answer with an error wrapping ErrNotSupported.
-func Open(rawURL string) (Store, error) {
+// Network stores get the default timeouts and no route policy.
+func Open(rawURL string) (Store, error) { return OpenWith(rawURL, Options{}) }
+
+// OpenWith is Open with timeouts and, for routes read from an flist, a
+// route policy (checked on the URL now and on every address dialled).
+func OpenWith(rawURL string, opt Options) (Store, error) {
 	scheme, _, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, fmt.Errorf("store %q: missing scheme: %w", Redact(rawURL), ErrInvalidURL)
+		return nil, fmt.Errorf("store %q: missing scheme: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	switch strings.ToLower(scheme) {
 	case "dir":
-		return openDir(rawURL)
+		return openDir(rawURL, opt)
 	case "s3", "s3s":
-		return openS3(rawURL)
+		return openS3(rawURL, opt)
 	case "http", "https":
-		return openHTTP(rawURL)
+		return openHTTP(rawURL, opt)
 	case "zdb", "server":
 		return nil, fmt.Errorf("store %s: %s:// stores are %w (use dir://, s3://, s3s:// or http(s)://)",
-			Redact(rawURL), scheme, ErrNotSupported)
+			redact.MaskURL(rawURL), scheme, ErrNotSupported)
 	default:
-		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", Redact(rawURL), scheme, ErrNotSupported)
+		return nil, fmt.Errorf("store %s: unknown scheme %q: %w", redact.MaskURL(rawURL), scheme, ErrNotSupported)
 	}
+}
+
+// readBlob reads a blob of at most MaxBlobSize bytes from r; size is the
+// length the source announces, or -1.
+func readBlob(r io.Reader, size int64) ([]byte, error) {
+	if size > MaxBlobSize {
+		return nil, fmt.Errorf("%d bytes: %w", size, ErrTooLarge)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, MaxBlobSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxBlobSize {
+		return nil, fmt.Errorf("more than %d bytes: %w", MaxBlobSize, ErrTooLarge)
+	}
+	return b, nil
 }
 
 // Hex is the lowercase hex name stores use for a blob id.
@@ -105,62 +161,9 @@ func checkID(id []byte) error {
 // (s3://user:pw@h:9000/b?region=r becomes s3://user@h:9000/b?region=r). A URL
 // without a password is returned unchanged, byte for byte.
 func StripPassword(rawURL string) (string, error) {
-	s, ok := stripPassword(rawURL)
+	s, ok := redact.StripPassword(rawURL)
 	if !ok {
-		return "", fmt.Errorf("store %s: %w", mask(rawURL), ErrInvalidURL)
+		return "", fmt.Errorf("store %s: %w", redact.MaskURL(rawURL), ErrInvalidURL)
 	}
 	return s, nil
-}
-
-func stripPassword(rawURL string) (string, bool) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Opaque != "" && strings.Contains(u.Opaque, "@")) {
-		return "", false
-	}
-	if u.User == nil {
-		return rawURL, true
-	}
-	if _, has := u.User.Password(); !has {
-		return rawURL, true
-	}
-	// Rebuild only the user info so the rest of the URL stays as written.
-	scheme, rest, _ := strings.Cut(rawURL, "://")
-	authEnd := strings.IndexAny(rest, "/?#")
-	if authEnd < 0 {
-		authEnd = len(rest)
-	}
-	at := strings.LastIndex(rest[:authEnd], "@")
-	if at < 0 {
-		return "", false
-	}
-	return scheme + "://" + url.User(u.User.Username()).String() + rest[at:], true
-}
-
-// Redact returns a URL that is safe to print: the password removed (the user
-// name kept), or, when the URL does not parse, everything before the last '@'
-// of the authority replaced by "***".
-func Redact(rawURL string) string {
-	if s, ok := stripPassword(rawURL); ok {
-		return s
-	}
-	return mask(rawURL)
-}
-
-// mask hides all user info of a URL that does not parse.
-func mask(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		if strings.Contains(rawURL, "@") {
-			return "***"
-		}
-		return rawURL
-	}
-	q := strings.IndexAny(rest, "?#")
-	if q < 0 {
-		q = len(rest)
-	}
-	if at := strings.LastIndex(rest[:q], "@"); at >= 0 {
-		return scheme + "://***" + rest[at:]
-	}
-	return rawURL
 }

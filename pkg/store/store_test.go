@@ -39,21 +39,6 @@ func TestStripPassword(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	tests := []struct{ in, secret string }{
-		{"s3://k:topsecret@h:9000/b", "topsecret"},
-		{"s3://k:top/secret@h:9000/b", "top/secret"},    // unescaped '/' does not parse
-		{"s3://k:top secret%zz@h:9000/b", "top secret"}, // bad escape
-		{"k:topsecret@h", "topsecret"},
-	}
-	for _, tt := range tests {
-		got := Redact(tt.in)
-		if strings.Contains(got, tt.secret) || strings.Contains(got, "secret") {
-			t.Errorf("Redact(%q) = %q still holds the secret", tt.in, got)
-		}
-	}
-}
-
 func TestParseSpec(t *testing.T) {
 	tests := []struct {
 		spec    string
@@ -151,7 +136,8 @@ func TestDir(t *testing.T) {
 	if ok, err := s.Exists(ctx, id(1)); err != nil || !ok {
 		t.Fatalf("Exists after Set = %v, %v", ok, err)
 	}
-	// rfs v2.0.x wrote a flat layout; it is still read.
+	// rfs v2.0.x wrote a flat layout; it is still read, and found by
+	// Exists in a store that holds flat blobs when opened.
 	flat := Hex(id(2))
 	if err := os.WriteFile(filepath.Join(root, flat), blob, 0o644); err != nil {
 		t.Fatal(err)
@@ -159,7 +145,7 @@ func TestDir(t *testing.T) {
 	if got, err := s.Get(ctx, id(2)); err != nil || !bytes.Equal(got, blob) {
 		t.Fatalf("flat Get = %q, %v", got, err)
 	}
-	if ok, _ := s.Exists(ctx, id(2)); !ok {
+	if ok, _ := NewDir(root).Exists(ctx, id(2)); !ok {
 		t.Fatal("flat blob not found by Exists")
 	}
 	// A truncated leftover is not a blob, so a pack writes it again.
@@ -296,9 +282,10 @@ func TestS3ConfigURLs(t *testing.T) {
 		errNaming string
 	}{
 		{
-			name: "garage defaults",
+			name: "garage, route endpoint from the S3 endpoint",
 			cfg: S3Config{Endpoint: "https://s3.example.com", Region: "garage", Bucket: "zos", Prefix: "/flists/zosbuilder/",
-				AccessKey: "GKwrite", SecretKey: "wsecret", ReadAccessKey: "GKread", ReadSecretKey: "rsecret"},
+				AccessKey: "GKwrite", SecretKey: "wsecret", ReadAccessKey: "GKread", ReadSecretKey: "rsecret",
+				RoutePath: "/blobs", RouteRegion: "garage"},
 			pack:  "s3s://GKwrite:wsecret@s3.example.com:443/zos/flists/zosbuilder?region=garage",
 			route: "s3s://GKread:rsecret@s3.example.com:443/blobs?region=garage",
 		},
@@ -318,14 +305,21 @@ func TestS3ConfigURLs(t *testing.T) {
 		},
 		{
 			name:      "no write credentials",
-			cfg:       S3Config{Endpoint: "http://h:1", Bucket: "b"},
+			cfg:       S3Config{Endpoint: "http://h:1", Bucket: "b", RoutePath: "blobs/"},
 			packErr:   true,
-			route:     "s3://h:1/blobs?region=garage",
+			route:     "s3://h:1/blobs",
 			errNaming: "S3_ACCESS_KEY",
 		},
 		{
+			name:      "no route path",
+			cfg:       S3Config{Endpoint: "http://h:1", Bucket: "b", AccessKey: "a", SecretKey: "s", RoutePath: "/../"},
+			pack:      "s3://a:s@h:1/b",
+			routeErr:  true,
+			errNaming: "ROUTE_PATH",
+		},
+		{
 			name:      "read secret rfs cannot use",
-			cfg:       S3Config{Endpoint: "http://h:1", Bucket: "b", AccessKey: "a", SecretKey: "s", ReadAccessKey: "r", ReadSecretKey: "a/b"},
+			cfg:       S3Config{Endpoint: "http://h:1", Bucket: "b", AccessKey: "a", SecretKey: "s", ReadAccessKey: "r", ReadSecretKey: "a/b", RoutePath: "/blobs"},
 			pack:      "s3://a:s@h:1/b",
 			routeErr:  true,
 			errNaming: "READ_SECRET_KEY",

@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 )
 
 // ConfigDir is where zinit reads its units inside the rootfs.
@@ -20,33 +23,30 @@ const ConfigDir = "/etc/zinit"
 // leaves either the old or the new set (or none, which a rerun repairs).
 // The returned Set carries the warnings for the caller to log.
 func Install(ctx context.Context, srcDir, rootDir string) (*Set, error) {
-	set, err := loadNonEmpty(srcDir)
+	return InstallDirs(ctx, rootDir, srcDir)
+}
+
+// InstallDirs is Install of the units of several directories laid over
+// each other (see LoadDirs): a profile's zinit/ over the shipped one.
+func InstallDirs(ctx context.Context, rootDir string, srcDirs ...string) (*Set, error) {
+	set, err := loadNonEmpty(srcDirs...)
 	if err != nil {
-		return set, fmt.Errorf("validate zinit units in %s: %w", srcDir, err)
+		return set, fmt.Errorf("validate zinit units in %s: %w", strings.Join(srcDirs, " + "), err)
 	}
 	etc := filepath.Join(rootDir, "etc")
 	final := filepath.Join(etc, "zinit")
+	// A fixed name, so the leftover of a killed run is found and removed
+	// instead of ending up in the image.
 	staging := filepath.Join(etc, ".zinit.new")
-	old := filepath.Join(etc, ".zinit.old")
-	for _, leftover := range []string{staging, old} {
-		if err := os.RemoveAll(leftover); err != nil {
-			return set, fmt.Errorf("remove leftover %s: %w", leftover, err)
-		}
+	if err := os.RemoveAll(staging); err != nil {
+		return set, fmt.Errorf("remove leftover %s: %w", staging, err)
 	}
 	if err := set.writeTo(ctx, staging); err != nil {
 		os.RemoveAll(staging)
 		return set, err
 	}
-	if _, err := os.Lstat(final); err == nil {
-		if err := os.Rename(final, old); err != nil {
-			return set, fmt.Errorf("install zinit units: %w", err)
-		}
-	}
-	if err := os.Rename(staging, final); err != nil {
+	if err := fsutil.ReplaceDir(staging, final); err != nil {
 		return set, fmt.Errorf("install zinit units: %w", err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return set, fmt.Errorf("remove previous units %s: %w", old, err)
 	}
 	return set, nil
 }
@@ -65,8 +65,7 @@ func (s *Set) writeTo(ctx context.Context, dir string) error {
 		}
 	}
 	for _, name := range s.Scripts {
-		src := filepath.Join(s.Dir, "init", name)
-		if err := copyFile(src, filepath.Join(dir, "init", name), 0o755); err != nil {
+		if err := copyFile(s.ScriptFile(name), filepath.Join(dir, "init", name), 0o755); err != nil {
 			return err
 		}
 	}
@@ -104,10 +103,10 @@ func ValidateRoot(rootDir string) (*Set, error) {
 
 // loadNonEmpty is LoadDir for a directory that must hold at least one unit:
 // zinit with no unit boots into a machine that does nothing.
-func loadNonEmpty(dir string) (*Set, error) {
-	set, err := LoadDir(dir)
+func loadNonEmpty(dirs ...string) (*Set, error) {
+	set, err := LoadDirs(dirs...)
 	if err == nil && len(set.Units) == 0 {
-		err = &Problem{File: dir, Msg: "no unit (*.yaml) found", Err: ErrInvalid}
+		err = &Problem{File: set.where(), Msg: "no unit (*.yaml) found", Err: ErrInvalid}
 	}
 	return set, err
 }

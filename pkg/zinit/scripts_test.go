@@ -2,6 +2,7 @@ package zinit
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -147,5 +148,23 @@ func TestContractRfsScriptWithoutRfsIdlesAndPassesCheck(t *testing.T) {
 	}
 	if out, err := runScript(t, root, nil, "firmware", "check"); err != nil {
 		t.Errorf("check after giving up: %v\n%s", err, out)
+	}
+}
+
+// A unit script that fails says so where a person looks (the console; in
+// this chroot, stdout): zinit keeps unit output in its log ring.
+func TestContractFailingUnitScriptSaysSo(t *testing.T) {
+	root := scriptRoot(t)
+	cmd := exec.Command("chroot", root, "/bin/sh", "-c", ". /etc/zinit/init/lib.sh; exit 3")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(string(out), "exited with status 3") {
+		t.Errorf("err %v, output %q; want exit 3 and the message", err, out)
+	}
+	cmd = exec.Command("chroot", root, "/bin/sh", "-c", ". /etc/zinit/init/lib.sh; exit 0")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("a script that succeeds: err %v, output %q", err, out)
 	}
 }

@@ -18,15 +18,26 @@ import (
 const ScriptDir = "/etc/zinit/init"
 
 // Set is a directory of units as zinit would load it, plus its helper
-// scripts (the init/ subdirectory).
+// scripts (the init/ subdirectory); or several such directories laid over
+// each other (LoadDirs).
 type Set struct {
+	// Dir is the first directory; Dirs all of them, in load order.
 	Dir   string
+	Dirs  []string
 	Units []*Unit // sorted by name
 	// Scripts are the helper scripts' file names (init/*.sh), sorted.
 	Scripts []string
 	// Warnings are findings that do not stop zinit: ignored keys and files.
 	Warnings []*Problem
+
+	scriptFiles map[string]string // script name -> the file it comes from
 }
+
+// ScriptFile is the file the helper script name comes from.
+func (s *Set) ScriptFile(name string) string { return s.scriptFiles[name] }
+
+// where names the set's directories in messages.
+func (s *Set) where() string { return strings.Join(s.Dirs, " + ") }
 
 // Unit returns the unit called name, or nil.
 func (s *Set) Unit(name string) *Unit {
@@ -50,15 +61,27 @@ func (s *Set) Names() []string {
 // and the whole set against each other: dependencies exist, the `after`
 // graph has no cycle, referenced helper scripts exist and parse. The error
 // joins every problem found (see Problems); the Set is returned even then.
-func LoadDir(dir string) (*Set, error) {
-	s := &Set{Dir: dir}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return s, fmt.Errorf("read zinit units: %w", err)
+func LoadDir(dir string) (*Set, error) { return LoadDirs(dir) }
+
+// LoadDirs is LoadDir over several directories laid over each other: each
+// adds its units and helper scripts, and replaces those of the same name
+// from the directories before it. A build profile's zinit/ over the
+// shipped one is the use: it adds units (the offline profile's self-test)
+// or replaces shipped ones. The set is checked as a whole.
+func LoadDirs(dirs ...string) (*Set, error) {
+	if len(dirs) == 0 {
+		return &Set{}, errors.New("read zinit units: no directory")
 	}
+	s := &Set{Dir: dirs[0], Dirs: dirs, scriptFiles: map[string]string{}}
 	var errs []*Problem
-	for _, e := range entries {
-		errs = append(errs, s.loadEntry(dir, e)...)
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return s, fmt.Errorf("read zinit units: %w", err)
+		}
+		for _, e := range entries {
+			errs = append(errs, s.loadEntry(dir, e)...)
+		}
 	}
 	slices.SortFunc(s.Units, func(a, b *Unit) int { return strings.Compare(a.Name, b.Name) })
 	errs = append(errs, s.checkAfter()...)
@@ -95,6 +118,8 @@ func (s *Set) loadEntry(dir string, e fs.DirEntry) []*Problem {
 	u, warnings, err := Parse(path, data)
 	s.Warnings = append(s.Warnings, warnings...)
 	if u != nil {
+		// A later directory's unit replaces an earlier one of the same name.
+		s.Units = slices.DeleteFunc(s.Units, func(o *Unit) bool { return o.Name == u.Name })
 		s.Units = append(s.Units, u)
 	}
 	return Problems(err)
@@ -133,7 +158,10 @@ func (s *Set) loadScripts(dir string) []*Problem {
 			errs = append(errs, p)
 			continue
 		}
-		s.Scripts = append(s.Scripts, e.Name())
+		if _, dup := s.scriptFiles[e.Name()]; !dup {
+			s.Scripts = append(s.Scripts, e.Name())
+		}
+		s.scriptFiles[e.Name()] = path
 	}
 	slices.Sort(s.Scripts)
 	return errs
@@ -151,7 +179,7 @@ func (s *Set) checkAfter() []*Problem {
 			if s.Unit(dep) != nil {
 				continue
 			}
-			msg := fmt.Sprintf("%q is not a unit in %s; zinit would keep %s blocked forever", dep, s.Dir, u.Name)
+			msg := fmt.Sprintf("%q is not a unit in %s; zinit would keep %s blocked forever", dep, s.where(), u.Name)
 			if near := closest(dep, names); near != "" {
 				msg += fmt.Sprintf("; did you mean %q?", near)
 			}
@@ -222,7 +250,7 @@ func (s *Set) checkScriptRefs() []*Problem {
 				if !ok || slices.Contains(s.Scripts, name) {
 					continue
 				}
-				errs = append(errs, &Problem{File: u.File, Key: key, Msg: fmt.Sprintf("%s is not among the helper scripts in %s", w, filepath.Join(s.Dir, "init")), Err: ErrInvalid})
+				errs = append(errs, &Problem{File: u.File, Key: key, Msg: fmt.Sprintf("%s is not among the helper scripts in %s", w, s.where()), Err: ErrInvalid})
 			}
 		}
 	}

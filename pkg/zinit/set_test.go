@@ -13,27 +13,6 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
 )
 
-// writeTree creates files under dir; names ending in "@" are made symlinks
-// to the file named by their content.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if link, ok := strings.CutSuffix(p, "@"); ok {
-			if err := os.Symlink(content, link); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 type wantProblem struct {
 	file string // base name
 	key  string
@@ -171,7 +150,7 @@ func TestLoadDirRules(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeTree(t, dir, tc.files)
+			testutil.WriteTree(t, dir, tc.files)
 			set, err := LoadDir(dir)
 			if len(tc.errs) == 0 && err != nil {
 				t.Fatalf("unexpected error: %v", err)
@@ -215,12 +194,12 @@ func TestProblemString(t *testing.T) {
 func TestInstallReplacesPreviousUnits(t *testing.T) {
 	ctx := context.Background()
 	src, root := t.TempDir(), t.TempDir()
-	writeTree(t, src, map[string]string{
+	testutil.WriteTree(t, src, map[string]string{
 		"a.yaml": "exec: /bin/sh /etc/zinit/init/a.sh\n", "b.yaml": okUnit,
 		"init/a.sh": "echo a\n", "init/old.sh": "echo old\n", "notes.txt": "not installed",
 	})
 	// Leftovers of an interrupted earlier run must not get in the way.
-	writeTree(t, root, map[string]string{"etc/.zinit.new/junk.yaml": okUnit, "etc/.zinit.old/x": ""})
+	testutil.WriteTree(t, root, map[string]string{"etc/.zinit.new/junk.yaml": okUnit, "etc/.zinit.old/x": ""})
 	if _, err := Install(ctx, src, root); err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +234,51 @@ func TestInstallReplacesPreviousUnits(t *testing.T) {
 	}
 }
 
+// A profile's units lie over the shipped ones: new units and scripts are
+// added, same-named ones replaced, and the whole is checked as one set.
+func TestInstallDirsOverlay(t *testing.T) {
+	ctx := context.Background()
+	shipped, profile, root := t.TempDir(), t.TempDir(), t.TempDir()
+	testutil.WriteTree(t, shipped, map[string]string{
+		"a.yaml": "exec: /bin/sh /etc/zinit/init/a.sh\n", "b.yaml": okUnit,
+		"init/a.sh": "echo shipped\n", "init/lib.sh": "echo lib\n",
+	})
+	testutil.WriteTree(t, profile, map[string]string{
+		"b.yaml":    "exec: /bin/false\n",
+		"c.yaml":    "exec: /bin/sh /etc/zinit/init/c.sh\nafter:\n  - a\n",
+		"init/a.sh": "echo profile\n", "init/c.sh": "echo c\n",
+	})
+	set, err := InstallDirs(ctx, root, shipped, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := set.Names(); !slices.Equal(names, []string{"a", "b", "c"}) {
+		t.Errorf("units = %v", names)
+	}
+	for rel, want := range map[string]string{
+		"etc/zinit/b.yaml": "exec: /bin/false\n", "etc/zinit/c.yaml": "exec: /bin/sh /etc/zinit/init/c.sh\nafter:\n  - a\n",
+		"etc/zinit/init/a.sh": "echo profile\n", "etc/zinit/init/lib.sh": "echo lib\n", "etc/zinit/init/c.sh": "echo c\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(root, rel)); err != nil || string(b) != want {
+			t.Errorf("%s = %q %v, want %q", rel, b, err, want)
+		}
+	}
+	// A profile unit must fit the shipped set: its `after` names are checked
+	// against all of it.
+	testutil.WriteTree(t, profile, map[string]string{"d.yaml": "exec: /bin/true\nafter:\n  - nope\n"})
+	if _, err := InstallDirs(ctx, root, shipped, profile); !errors.Is(err, ErrUnknownDependency) || !strings.Contains(err.Error(), shipped+" + "+profile) {
+		t.Errorf("unknown dependency in the profile: %v", err)
+	}
+}
+
 func TestInstallRefusesInvalidUnitsAndKeepsOld(t *testing.T) {
 	ctx := context.Background()
 	src, root := t.TempDir(), t.TempDir()
-	writeTree(t, src, map[string]string{"a.yaml": okUnit})
+	testutil.WriteTree(t, src, map[string]string{"a.yaml": okUnit})
 	if _, err := Install(ctx, src, root); err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, src, map[string]string{"b.yml": okUnit})
+	testutil.WriteTree(t, src, map[string]string{"b.yml": okUnit})
 	if _, err := Install(ctx, src, root); !errors.Is(err, ErrNotLoaded) {
 		t.Fatalf("Install with a .yml file: %v", err)
 	}

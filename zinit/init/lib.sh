@@ -8,6 +8,22 @@ log() {
 	echo "${0##*/}: $*"
 }
 
+# console MESSAGE: log it and say it on the console too. zinit keeps a
+# unit's output in its log ring (zinit log), which nobody sees at boot: a
+# failure must be readable where a person at the machine looks.
+console() {
+	log "$*"
+	echo "${0##*/}: $*" >/dev/console 2>/dev/null
+}
+
+# A unit script that fails says so on the console (a script that execs its
+# daemon is that daemon from then on).
+on_exit() {
+	_rc=$?
+	[ "$_rc" -eq 0 ] || console "exited with status $_rc"
+}
+trap on_exit EXIT
+
 # idle keeps a service whose program is missing alive and quiet. Exiting
 # instead would make zinit restart it every 2 s forever, and a spawn failure
 # would block every unit that lists it in `after`.

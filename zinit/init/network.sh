@@ -6,7 +6,9 @@
 
 self=/etc/zinit/init/network.sh
 
-# on_lease configures $interface from udhcpc's variables: ip, mask, router, dns, domain.
+# on_lease configures $interface from udhcpc's variables: ip, mask, router,
+# dns, domain, serverid, and records the lease in /run/udhcpc.$interface.lease
+# (KEY=VALUE lines), which also tells the main loop a lease came.
 # shellcheck disable=SC2154 # udhcpc sets them in the environment
 on_lease() {
 	# A renewal of the same lease must not flap the address.
@@ -27,12 +29,15 @@ on_lease() {
 			done
 		} >/etc/resolv.conf.tmp && mv /etc/resolv.conf.tmp /etc/resolv.conf
 	fi
-	log "$interface: $ip/${mask:-24} via ${router:-no router}"
+	printf 'ip=%s\nmask=%s\nrouter=%s\nserver=%s\n' "$ip" "${mask:-24}" "$router" "$serverid" >"/run/udhcpc.$interface.lease.tmp" &&
+		mv "/run/udhcpc.$interface.lease.tmp" "/run/udhcpc.$interface.lease"
+	log "$interface: $ip/${mask:-24} from ${serverid:-?} via ${router:-no router}"
 }
 
 dhcp_event() {
 	case $1 in
 	deconfig)
+		rm -f "/run/udhcpc.$interface.lease"
 		ip -4 addr flush dev "$interface"
 		ip link set "$interface" up
 		;;
@@ -53,6 +58,15 @@ ethernet_interfaces() {
 
 has_default_route() {
 	[ -n "$(ip -4 route show default 2>/dev/null)" ]
+}
+
+# routerless_lease: a lease that names no router, an isolated network (QEMU's
+# restricted user networking): there will be no route out to wait for.
+routerless_lease() {
+	for l in /run/udhcpc.*.lease; do
+		[ -f "$l" ] && grep -q '^router=$' "$l" && return 0
+	done
+	return 1
 }
 
 if [ $# -gt 0 ]; then
@@ -82,9 +96,10 @@ start_dhcp() {
 ip link set lo up
 start_dhcp
 # Units after this one expect a working network: finish only once there is a
-# route out, picking up interfaces whose driver loads late on the way.
+# route out (or a lease that says there is none), picking up interfaces whose
+# driver loads late on the way.
 waited=0
-until has_default_route; do
+until has_default_route || routerless_lease; do
 	sleep 1
 	waited=$((waited + 1))
 	if [ $((waited % 10)) -eq 0 ]; then
@@ -92,5 +107,9 @@ until has_default_route; do
 		log "no IPv4 default route yet after ${waited}s"
 	fi
 done
-log "network is up: $(ip -4 route show default | head -n 1)"
+if has_default_route; then
+	log "network is up: $(ip -4 route show default | head -n 1)"
+else
+	console "network is up without a route out: the DHCP server gave no router ($(cat /run/udhcpc.*.lease 2>/dev/null | tr '\n' ' '))"
+fi
 exit 0

@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/threefoldtech/zosbuilder/pkg/alpine"
+	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/stage"
+)
+
+func (e *Env) alpineSource() alpine.Source {
+	return alpine.Source{Mirror: e.cfg.AlpineMirror, Version: e.cfg.AlpineVersion, Arch: e.cfg.AlpineArch}
+}
+
+// apkRunner finds apk (the host's, or apk.static bootstrapped and verified
+// with the minirootfs keys) and returns a runner for INSTALL_DIR.
+func (e *Env) apkRunner(ctx context.Context, log logrus.FieldLogger) (*alpine.Runner, error) {
+	apk, err := alpine.FindApk(ctx, alpine.BootstrapOptions{
+		Source:  e.alpineSource(),
+		KeysDir: filepath.Join(e.cfg.InstallDir, "etc/apk/keys"),
+		Dir:     filepath.Join(e.cfg.CacheDir, "apk-tools-static"),
+		Fetcher: e.fetcher(log),
+		Log:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &alpine.Runner{Apk: apk, Root: e.cfg.InstallDir, Arch: e.cfg.AlpineArch, Log: log}, nil
+}
+
+func alpineExtract(e *Env) stage.Stage {
+	return stage.Stage{
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH", "ALPINE_MINIROOTFS_VERSION", "ALPINE_MINIROOTFS_SHA256", "INSTALL_DIR"),
+		Outputs: []string{filepath.Join(e.cfg.InstallDir, "etc/alpine-release")},
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			m, err := alpine.Extract(ctx, alpine.ExtractOptions{
+				Source:            e.alpineSource(),
+				MinirootfsVersion: e.cfg.AlpineMinirootfsVersion,
+				MinirootfsSHA256:  e.cfg.AlpineMinirootfsSHA256,
+				InstallDir:        e.cfg.InstallDir,
+				Fetcher:           e.fetcher(log),
+				Log:               log,
+			})
+			if err != nil {
+				return err
+			}
+			log.Infof("extracted %s (sha256 %s)", m.File, m.SHA256)
+			return nil
+		},
+	}
+}
+
+func alpineConfigure(e *Env) stage.Stage {
+	return stage.Stage{
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Outputs: []string{filepath.Join(e.cfg.InstallDir, "etc/apk/repositories")},
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			return alpine.Configure(e.cfg.InstallDir, alpine.ConfigureOptions{Source: e.alpineSource()})
+		},
+	}
+}
+
+func alpinePackages(e *Env) stage.Stage {
+	return stage.Stage{
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Inputs:  []string{e.configFile(config.PackagesFile)},
+		Outputs: []string{filepath.Join(e.cfg.InstallDir, "lib/apk/db/installed")},
+		Run: func(ctx context.Context, log logrus.FieldLogger) error {
+			if len(e.cfg.Packages) == 0 {
+				log.Infof("%s lists no packages", e.cfg.Path(config.PackagesFile))
+				return nil
+			}
+			r, err := e.apkRunner(ctx, log)
+			if err != nil {
+				return err
+			}
+			pkgs := make([]alpine.Package, len(e.cfg.Packages))
+			for i, p := range e.cfg.Packages {
+				pkgs[i] = alpine.Package(p)
+			}
+			if err := r.Add(ctx, pkgs); err != nil {
+				return err
+			}
+			// Packages may bring OpenRC scripts back; Zero-OS uses zinit.
+			return alpine.Prune(e.cfg.InstallDir)
+		},
+	}
+}
