@@ -193,6 +193,13 @@ func (e *Env) confRoute() (string, error) {
 
 func (e *Env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
 
+// reuseIndex is where the pack of fl records which files it read, for the
+// next pack to skip the unchanged ones (flist.PackOptions.ReuseIndex): with
+// the build's state, since it names this work tree's inodes.
+func (e *Env) reuseIndex(fl string) string {
+	return filepath.Join(e.cfg.StateDir, "flist-reuse", filepath.Base(fl)+".reuse")
+}
+
 // packOptions chooses the store: S3 from rfs.conf, with the read-only
 // runtime route written into the flist, or a local dir:// store under
 // DIST_DIR when there is no rfs.conf.
@@ -232,6 +239,7 @@ func (e *Env) pack(ctx context.Context, log logrus.FieldLogger, src, fl string) 
 	if err != nil {
 		return err
 	}
+	opt.ReuseIndex = e.reuseIndex(fl)
 	stats, err := flist.Pack(ctx, src, fl, opt)
 	if err != nil {
 		return err

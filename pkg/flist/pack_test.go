@@ -600,6 +600,109 @@ func TestPackFixedTime(t *testing.T) {
 	}
 }
 
+// TestPackFixedTimeReuse: with a fixed Time the flist cannot tell a
+// changed file, so the ReuseIndex does: a second pack of the unchanged tree
+// reads no file and gives the same bytes; a tree copied elsewhere (other
+// inodes) is read again and gives the same bytes too; a file changed in
+// place is read again; a damaged index is ignored with a warning.
+func TestPackFixedTimeReuse(t *testing.T) {
+	epoch := int64(1700000000)
+	src := filepath.Join(t.TempDir(), "tree")
+	makeTree(t, src)
+	settle(t, src)
+	work := t.TempDir()
+	st := store.NewDir(filepath.Join(work, "store"))
+	fl := filepath.Join(work, "dist", "fixed.fl")
+	index := filepath.Join(work, "state", "fixed.fl.reuse")
+	log, hook := test.NewNullLogger()
+	pack := func(dir string) (Stats, []byte) {
+		t.Helper()
+		s, err := Pack(ctx, dir, fl, PackOptions{Store: st, Time: &epoch, ReuseIndex: index, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, b
+	}
+	first, want := pack(src)
+	if first.Reused != 0 {
+		t.Fatalf("first pack reused %d files", first.Reused)
+	}
+	if _, err := os.Stat(index); err != nil {
+		t.Fatalf("no reuse index: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(fl)); len(entries) != 1 {
+		t.Errorf("the flist's folder holds %d entries; the index belongs elsewhere", len(entries))
+	}
+
+	second, got := pack(src)
+	if second.Reused != first.Files || second.Uploaded != 0 {
+		t.Errorf("unchanged repack: %s; want all %d files reused (none read), no upload", second, first.Files)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the repack with reuse gives another flist")
+	}
+
+	// Another path, other inodes: every file is read, the bytes are the same.
+	moved := filepath.Join(t.TempDir(), "elsewhere")
+	if out, err := exec.Command("cp", "-a", src, moved).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	settle(t, moved)
+	third, got := pack(moved)
+	if third.Reused != 0 || !bytes.Equal(got, want) {
+		t.Errorf("the tree copied elsewhere: %d files reused, same bytes %v; want 0 and true", third.Reused, bytes.Equal(got, want))
+	}
+
+	// A file rewritten in place with the same size and mtime is read again.
+	hello := filepath.Join(moved, "dup/one.txt")
+	var old unix.Stat_t
+	if err := unix.Stat(hello, &old); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] ^= 0x20
+	if err := os.WriteFile(hello, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.UtimesNano(hello, []unix.Timespec{old.Atim, old.Mtim}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, moved)
+	fourth, got := pack(moved)
+	if fourth.Reused != first.Files-1 || bytes.Equal(got, want) {
+		t.Errorf("one file changed in place: %s; want %d files reused and another flist", fourth, first.Files-1)
+	}
+
+	// A damaged index is ignored, with a warning, and replaced.
+	b, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(index, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hook.Reset()
+	fifth, _ := pack(moved)
+	warned := false
+	for _, e := range hook.AllEntries() {
+		warned = warned || (e.Level == logrus.WarnLevel && strings.Contains(e.Message, "reuse index ignored"))
+	}
+	if fifth.Reused != 0 || !warned {
+		t.Errorf("damaged index: %d files reused, warned %v", fifth.Reused, warned)
+	}
+	if sixth, _ := pack(moved); sixth.Reused != first.Files {
+		t.Errorf("after the index was rewritten: %d files reused, want %d", sixth.Reused, first.Files)
+	}
+}
+
 // TestPackNonUTF8Name: a name that is not UTF-8 is recorded the way rfs
 // records it (invalid bytes become U+FFFD), with a warning.
 func TestPackNonUTF8Name(t *testing.T) {
