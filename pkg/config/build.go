@@ -20,6 +20,7 @@ import (
 type Build struct {
 	AlpineVersion           string `key:"ALPINE_VERSION" default:"3.22" check:"version" doc:"Alpine release branch; the mirror path is v<ALPINE_VERSION>"`
 	AlpineMirror            string `key:"ALPINE_MIRROR" default:"https://dl-cdn.alpinelinux.org/alpine" check:"url" doc:"Alpine mirror base URL (http, https or file)"`
+	AlpineImageMirror       string `key:"ALPINE_IMAGE_MIRROR" check:"url" doc:"the mirror the image's /etc/apk/repositories names, for apk on a node; empty: ALPINE_MIRROR (the offline profile sets Alpine's, so the image does not carry the work tree's file:// mirror)"`
 	AlpineArch              string `key:"ALPINE_ARCH" default:"x86_64" check:"enum:x86_64" doc:"target architecture; the kernel config and components are x86_64"`
 	AlpineMinirootfsVersion string `key:"ALPINE_MINIROOTFS_VERSION" check:"version" doc:"pin an exact minirootfs release (e.g. 3.22.1); empty reads latest-releases.yaml"`
 	AlpineMinirootfsSHA256  string `key:"ALPINE_MINIROOTFS_SHA256" check:"sha256" doc:"sha256 of the pinned minirootfs tarball; required with ALPINE_MINIROOTFS_VERSION"`
