@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,7 +32,7 @@ func (b *builder) artifact(recipe *cache.Recipe) cache.Artifact {
 // sources.conf build line (not SOURCE or VERSION: the revision says what
 // they resolved to), the toolchain of the build kind and the target.
 func (b *builder) recipe(ctx context.Context, src string) (*cache.Recipe, error) {
-	rev, err := b.revision(ctx, src)
+	rev, err := b.sourceID(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("source identity: %w", err)
 	}
@@ -143,6 +144,54 @@ func (b *builder) gitEnv(ctx context.Context, dir string, env []string, args ...
 
 // hashTree hashes a folder's names, kinds, executable bits, symlink
 // targets and file contents, in lexical order; .git folders are left out.
+// sourceID is revision, except for a local Go component (the project's own
+// mounter, whose source is the project root): there it is the content of
+// exactly the files it compiles (the stage's inputs, see Inputs), so that
+// neither the rest of the project nor the build's work folders inside it
+// change the key.
+func (b *builder) sourceID(ctx context.Context, src string) (string, error) {
+	if b.c.Type != Local || b.c.Build.Kind != Go {
+		return b.revision(ctx, src)
+	}
+	files, err := goInputs(ctx, src, filepath.Join(src, b.c.Build.Dir), b.c.Build.Arg)
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		rel, err := filepath.Rel(src, f)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = f // a file outside the source (none for a module in it)
+		}
+		err = hashFile(h, rel, f)
+		if errors.Is(err, fs.ErrNotExist) { // go.sum of a module without dependencies
+			fmt.Fprintf(h, "- %s\x00", rel)
+			err = nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return "go files sha256 " + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashFile adds a regular file's name, executable bits, size and content.
+func hashFile(h io.Writer, rel, p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "f %s\x00%o\x00%d\x00", rel, fi.Mode().Perm()&0o111, fi.Size())
+	_, err = io.Copy(h, f)
+	return err
+}
+
 func hashTree(root string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -170,16 +219,7 @@ func hashTree(root string) (string, error) {
 			}
 			fmt.Fprintf(h, "l %s\x00%s\x00", rel, target)
 		case fi.Mode().IsRegular():
-			fmt.Fprintf(h, "f %s\x00%o\x00%d\x00", rel, fi.Mode().Perm()&0o111, fi.Size())
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
+			return hashFile(h, rel, p)
 		}
 		return nil
 	})

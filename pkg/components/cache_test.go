@@ -126,3 +126,38 @@ func TestRevisionIsContent(t *testing.T) {
 		t.Errorf("local folder revisions %q %q", p1, p2)
 	}
 }
+
+// A local Go component's artifact key is the files it compiles: another
+// folder, another commit, a README change or a build's work folder inside
+// the project leave it alone; an edit of a linked file changes it.
+func TestLocalGoSourceID(t *testing.T) {
+	testutil.RequireTool(t, "go")
+	ctx := context.Background()
+	id := func(src string) string {
+		t.Helper()
+		c := Component{Type: Local, Name: "hello", Source: src, Build: BuildSpec{Kind: Go, Arg: "./cmd/hello"}}
+		b := &builder{c: c, out: &bytes.Buffer{}}
+		r, err := b.sourceID(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := filepath.Join(t.TempDir(), "a")
+	b := filepath.Join(t.TempDir(), "deeper", "b")
+	goModule(t, a, "first")
+	goModule(t, b, "another commit")
+	want := id(a)
+	if !strings.HasPrefix(want, "go files sha256 ") || id(b) != want {
+		t.Fatalf("the same files in two folders: %q and %q", want, id(b))
+	}
+	testutil.WriteFile(t, filepath.Join(b, "README.md"), "changed", 0o644)
+	testutil.WriteFile(t, filepath.Join(b, "work/kernel/big.o"), "a build's output", 0o644)
+	if id(b) != want {
+		t.Error("a file the component does not compile changed its key")
+	}
+	testutil.WriteFile(t, filepath.Join(b, "internal/greet/greet.go"), "package greet\n\n// Hello greets.\nfunc Hello() {}\n", 0o644)
+	if id(b) == want {
+		t.Error("an edit of a linked file left the key alone")
+	}
+}
