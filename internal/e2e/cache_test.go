@@ -20,90 +20,102 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/fixtures"
 	"github.com/threefoldtech/zosbuilder/internal/redistest"
-	"github.com/threefoldtech/zosbuilder/internal/s3test"
 	"github.com/threefoldtech/zosbuilder/internal/testutil"
+	"github.com/threefoldtech/zosbuilder/internal/versitygw"
 	"github.com/threefoldtech/zosbuilder/pkg/cpio"
 )
 
 // cacheServers is what the team's machines share, on loopback: versitygw
-// for the artifacts and the flists, Debian's redis-server for ccache, and
-// one Alpine mirror. Machines that build the same image use the same URLs:
-// the offline profile's own mirror and local flist store are named by the
-// work tree's path, which ends up in the image (/etc/apk/repositories, the
-// flists' route).
+// for the artifacts and Debian's redis-server for ccache. The shared offline
+// build (SharedOffline) is the team's first machine: when the tools are
+// there, the harness starts these before its build and writes
+// config/cache.conf into its clone (enableTeamCaches), so that one kernel
+// build fills the caches and TestCacheSharedAcrossMachines adds no cold one.
 type cacheServers struct {
-	s3     *s3test.Server
-	redis  *redistest.Server
-	mirror string // file:// URL of the team's mirror, made from the first clone's fixture
+	s3    *versitygw.Server
+	redis *redistest.Server
+	dir   string // their data, removed by close
 }
 
-func startCacheServers(t *testing.T) *cacheServers {
-	t.Helper()
-	s3 := s3test.StartWithT(t, s3test.Options{Metadata: true})
-	for _, bucket := range []string{"zos-cache", "zos-flists"} {
-		if err := s3.CreateBucket(context.Background(), bucket); err != nil {
-			t.Fatal(err)
-		}
+// teamCaches are the shared build's caches; nil when it ran without them.
+var teamCaches *cacheServers
+
+// enableTeamCaches starts the team's cache servers and writes
+// config/cache.conf into the clone at dir. Without versitygw, redis-server
+// or ccache it does nothing (the cache test then fails in CI and skips
+// elsewhere). The returned function stops the servers and removes their
+// data.
+func enableTeamCaches(dir string) (func(), error) {
+	redis, _ := exec.LookPath("redis-server")
+	ccache, _ := exec.LookPath("ccache")
+	if versitygw.Bin() == "" || redis == "" || ccache == "" {
+		return func() {}, nil
 	}
-	return &cacheServers{s3: s3, redis: redistest.StartT(t)}
+	data, err := os.MkdirTemp("", "zosbuilder-team-caches-")
+	if err != nil {
+		return nil, err
+	}
+	srv := &cacheServers{dir: data}
+	ctx := context.Background()
+	if srv.s3, err = versitygw.Start(ctx, versitygw.Options{Dir: filepath.Join(data, "s3"), Metadata: true}); err != nil {
+		srv.close()
+		return nil, err
+	}
+	if err := srv.s3.CreateBucket(ctx, "zos-cache"); err != nil {
+		srv.close()
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(data, "redis"), 0o755); err != nil {
+		srv.close()
+		return nil, err
+	}
+	if srv.redis, err = redistest.Start(ctx, redis, filepath.Join(data, "redis")); err != nil {
+		srv.close()
+		return nil, err
+	}
+	if err := srv.writeConf(dir); err != nil {
+		srv.close()
+		return nil, err
+	}
+	teamCaches = srv
+	return srv.close, nil
 }
 
-// conf is the config/cache.conf every machine of the team uses.
-func (s *cacheServers) conf() string {
-	return fmt.Sprintf("CACHE_URL=\"s3://%s/zos-cache/artifacts\"\nCACHE_ACCESS_KEY=%q\nCACHE_SECRET_KEY=%q\nCOMPILE_CACHE_REMOTE=%q\n",
+// writeConf writes the config/cache.conf every machine of the team uses.
+func (s *cacheServers) writeConf(dir string) error {
+	conf := fmt.Sprintf("CACHE_URL=\"s3://%s/zos-cache/artifacts\"\nCACHE_ACCESS_KEY=%q\nCACHE_SECRET_KEY=%q\nCOMPILE_CACHE_REMOTE=%q\n",
 		s.s3.Addr, s.s3.AccessKey, s.s3.SecretKey, s.redis.URL())
+	return os.WriteFile(filepath.Join(dir, "config", "cache.conf"), []byte(conf), 0o600)
 }
 
-// rfsConf is the config/rfs.conf every machine uses: the same flist store,
-// so the same route in the flists.
-func (s *cacheServers) rfsConf() string {
-	return fmt.Sprintf("S3_ENDPOINT=%q\nS3_REGION=%q\nS3_BUCKET=zos-flists\nS3_ACCESS_KEY=%q\nS3_SECRET_KEY=%q\n",
-		s.s3.Endpoint(), s3test.Region, s.s3.AccessKey, s.s3.SecretKey)
-}
-
-// env is the environment of a build on any machine of the team.
-func (s *cacheServers) env() []string {
-	return []string{"PROFILE=offline", "ALPINE_MIRROR=" + s.mirror}
-}
-
+// stop stops both servers (the stopped-servers scenario).
 func (s *cacheServers) stop() {
 	s.s3.Stop()
 	s.redis.Stop()
 }
 
-// newCachedClone is a fresh clone at dir (empty local state) with the
-// offline fixtures, config/cache.conf and config/rfs.conf. The first one's
-// fixture mirror becomes the team's mirror.
-func newCachedClone(t *testing.T, srv *cacheServers, dir string) string {
-	t.Helper()
-	if err := copyRepo(repoRoot(t), dir); err != nil {
-		t.Fatal(err)
+// restart brings them back on the same addresses: the artifacts are kept,
+// the compile cache's storage starts empty.
+func (s *cacheServers) restart(t *testing.T) {
+	ctx := context.Background()
+	if err := s.s3.Restart(ctx); err != nil {
+		t.Errorf("restart versitygw: %v", err)
 	}
-	if out, err := mage(t, dir, nil, "fixtures:offline"); err != nil {
-		t.Fatalf("fixtures:offline: %v\n%s", err, out)
+	if err := s.redis.Restart(ctx); err != nil {
+		t.Errorf("restart redis-server: %v", err)
 	}
-	for name, body := range map[string]string{"cache.conf": srv.conf(), "rfs.conf": srv.rfsConf()} {
-		if err := os.WriteFile(filepath.Join(dir, "config", name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if srv.mirror == "" {
-		mirror := filepath.Join(t.TempDir(), "team-mirror")
-		if out, err := run(t, dir, nil, "cp", "-a", filepath.Join(dir, "work", "offline", "mirror"), mirror); err != nil {
-			t.Fatalf("copy the mirror: %v\n%s", err, out)
-		}
-		srv.mirror = "file://" + mirror
-	}
-	return dir
 }
 
-// cachedBuild is a clone built with the offline profile and the caches
-// configured: the start of the scenario below. (The shared offline build
-// of the e2e tests can be it, once it writes config/cache.conf first.)
-type cachedBuild struct {
-	dir string
-	out string // the build's output
+func (s *cacheServers) close() {
+	if s.s3 != nil {
+		s.s3.Close()
+	}
+	if s.redis != nil {
+		s.redis.Stop()
+	}
+	os.RemoveAll(s.dir)
 }
 
 func mageOK(t *testing.T, dir string, env []string, args ...string) string {
@@ -115,82 +127,119 @@ func mageOK(t *testing.T, dir string, env []string, args ...string) string {
 	return out
 }
 
-// TestCacheSharedAcrossMachines is issue 14's proof: two machines, two
-// clones in different paths, one artifact store and one compile cache.
-func TestCacheSharedAcrossMachines(t *testing.T) {
-	testutil.Slow(t)
-	for _, tool := range []string{"git", "make", "gcc", "flex", "bison", "bc", "depmod", "xz", "ccache", "redis-server"} {
-		testutil.RequireTool(t, tool)
+// newMachine is a fresh clone at dir (empty local state) of another machine
+// of the team: its offline fixtures, made with the team's fixture signing
+// key (so its fixture mirror has the same bytes as A's, as every machine
+// of a team reads one Alpine mirror), and config/cache.conf.
+func newMachine(t *testing.T, a *OfflineBuild, srv *cacheServers, dir string) string {
+	t.Helper()
+	if err := copyRepo(repoRoot(t), dir); err != nil {
+		t.Fatal(err)
 	}
-	testutil.RequireFile(t, "/usr/src/linux-source-6.1.tar.xz")
-	testutil.RequireFile(t, "/bin/busybox")
-	srv := startCacheServers(t)
-	a := newCachedClone(t, srv, filepath.Join(t.TempDir(), "machine-a"))
-	out := mageOK(t, a, srv.env(), "build")
-	cacheScenario(t, srv, cachedBuild{dir: a, out: out})
+	key := filepath.Join("work", "offline", filepath.FromSlash(fixtures.OfflineSigningKey))
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, key)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, key), readFile(t, a.Dir, key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mageOK(t, dir, nil, "fixtures:offline")
+	if err := srv.writeConf(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
-// cacheScenario starts from clone A, built cold with the caches configured.
-func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
-	figures := &benchLog{}
-	defer figures.log(t)
-	cold := stageTimes(a.out)
+// TestCacheSharedAcrossMachines is issue 14's proof, and issue 12's "two
+// clones in different paths give identical images": machine A is the shared
+// offline build, made with the team's caches; machine B a fresh clone in
+// another path that restores from them, then recompiles a changed kernel
+// config through the compile cache, then builds with the cache servers
+// stopped mid-build.
+func TestCacheSharedAcrossMachines(t *testing.T) {
+	testutil.Slow(t)
+	testutil.RequireTool(t, "ccache")
+	testutil.RequireTool(t, "redis-server")
+	if versitygw.Bin() == "" {
+		testutil.Missing(t, "versitygw not installed (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	}
+	a := SharedOffline(t)
+	srv := teamCaches
+	if srv == nil {
+		t.Fatal("the shared offline build ran without the team's caches")
+	}
 	for _, s := range []string{"kernel_modules", "components_build"} {
-		if !regexp.MustCompile(s + `: done in \S+ \(artifact cache: miss\)`).MatchString(a.out) {
-			t.Fatalf("A did not build and publish %s:\n%s", s, a.out)
+		if !regexp.MustCompile(`\[` + s + `\] done in \S+ \(artifact cache: [^)]*miss`).MatchString(a.Log) {
+			if os.Getenv(keptBuildDir) != "" {
+				t.Skipf("%s: the kept shared build did not build %s in this run, so nothing was published", keptBuildDir, s)
+			}
+			t.Fatalf("A did not build and publish %s:\n%s", s, a.Log)
 		}
 	}
+	cacheScenario(t, srv, a)
+}
+
+// cacheScenario starts from machine A, built cold with the caches.
+func cacheScenario(t *testing.T, srv *cacheServers, a *OfflineBuild) {
+	figures := &benchLog{}
+	defer figures.log(t)
+	cold := stageTimes(a.Log)
 	figures.add("A (cold): kernel_modules", cold["kernel_modules"], "")
 	figures.add("A (cold): components_build", cold["components_build"], "")
 	figures.add("A (cold): kernel_build", cold["kernel_build"], "")
-	coldCPU := makeCPU(t, a.out)
-	figures.note(fmt.Sprintf("A: make vmlinux modules used %s CPU; %s", coldCPU, compileLine(t, a.out)))
+	coldCPU := makeCPU(t, a.Log)
+	figures.note(fmt.Sprintf("A: make vmlinux modules used %s CPU; %s", coldCPU, compileLine(t, a.Log)))
 	figures.note("store after A: " + storeBytes(t, srv))
 
 	// B: another clone in another path, nothing built: the expensive
 	// stages restore what A published.
-	b := newCachedClone(t, srv, filepath.Join(t.TempDir(), "machine-b", "in", "a", "deeper", "path"))
+	b := newMachine(t, a, srv, filepath.Join(t.TempDir(), "machine-b", "in", "a", "deeper", "path"))
 	start := time.Now()
-	out := mageOK(t, b, srv.env(), "build")
+	out := mageOK(t, b, offlineEnv, "build")
 	t.Logf("B's build: %s", time.Since(start).Round(time.Second))
 	warm := stageTimes(out)
 	for _, s := range []string{"kernel_modules", "components_build"} {
-		if !regexp.MustCompile(s + `: done in \S+ \(restored from the artifact cache`).MatchString(out) {
+		if !regexp.MustCompile(`\[` + s + `\] done in \S+ \(restored from the artifact cache`).MatchString(out) {
 			t.Errorf("B did not restore %s:\n%s", s, out)
 		}
 		figures.add("B (artifact hit): "+s, warm[s], fmt.Sprintf("%.1f%% of cold", 100*warm[s].Seconds()/cold[s].Seconds()))
 	}
 	figures.add("B (artifact hit): kernel_build (extracts the source, relinks)", warm["kernel_build"], "")
-	if strings.Contains(out, "building fakezinit") || strings.Contains(out, "kernel: make vmlinux modules") {
+	if strings.Contains(out, "building zinit") || strings.Contains(out, "kernel: make vmlinux modules") {
 		t.Errorf("B compiled what it restored:\n%s", out)
 	}
-	status := mageOK(t, b, srv.env(), "status")
+	status := mageOK(t, b, offlineEnv, "status")
 	for _, s := range []string{"kernel_modules", "components_build"} {
-		if !regexp.MustCompile(`(?m)^` + s + `\s+done\s.*\shit\s`).MatchString(status) {
+		if !regexp.MustCompile(`(?m)^` + s + `\s+done\s.*\shits?\s`).MatchString(status) {
 			t.Errorf("mage status does not show the hit of %s:\n%s", s, status)
 		}
 	}
-	cacheStatus := mageOK(t, b, srv.env(), "cache:status")
-	if !strings.Contains(cacheStatus, "2 hits, 0 misses") || strings.Contains(cacheStatus, srv.s3.SecretKey) {
+	cacheStatus := mageOK(t, b, offlineEnv, "cache:status")
+	if !regexp.MustCompile(`\d+ hits, 0 misses`).MatchString(cacheStatus) || strings.Contains(cacheStatus, srv.s3.SecretKey) {
 		t.Errorf("mage cache:status:\n%s", cacheStatus)
 	}
 	t.Logf("mage cache:status on B:\n%s", cacheStatus)
-	// Same sources, same SOURCE_DATE_EPOCH: the same image, byte for byte.
-	image, archive := "work/offline/dist/vmlinuz.efi", "work/offline/dist/initramfs.cpio.xz"
-	if !bytes.Equal(readFile(t, a.dir, image), readFile(t, b, image)) {
-		t.Errorf("the images of A and B differ; initramfs entries that differ: %v",
-			archiveDiff(t, readFile(t, a.dir, archive), readFile(t, b, archive)))
+	// Nothing in B's image names B's work tree (/etc/apk/repositories, the
+	// flists' routes, any file), and with the same sources and
+	// SOURCE_DATE_EPOCH the images are the same, byte for byte.
+	if leaks := filesNaming(t, filepath.Join(b, "work/offline/initramfs"), b); len(leaks) > 0 {
+		t.Errorf("files of B's image name its work tree %s: %v", b, leaks)
 	}
+	compareImages(t, a.Dir, b, "A", "B")
 
 	// B with one kernel option changed and empty local state (a fresh CI
 	// runner): kernel_modules misses and compiles through the compile
 	// cache A filled. CACHE_PUSH=false keeps the result out of the store,
-	// so the last step builds the same config without the caches.
+	// so the next step misses too.
 	setOption(t, b, "# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y")
-	freshState(t, b, srv)
-	out = mageOK(t, b, append([]string{"CACHE_PUSH=false"}, srv.env()...), "build")
+	mageOK(t, b, offlineEnv, "clean")
+	ccacheDir := filepath.Join(b, "downloads", "ccache")
+	if err := os.RemoveAll(ccacheDir); err != nil {
+		t.Fatal(err)
+	}
+	out = mageOK(t, b, append([]string{"CACHE_PUSH=false"}, offlineEnv...), "build")
 	changed := stageTimes(out)
-	if !regexp.MustCompile(`kernel_modules: done in \S+ \(artifact cache: miss\)`).MatchString(out) {
+	if !regexp.MustCompile(`\[kernel_modules\] done in \S+ \(artifact cache: miss\)`).MatchString(out) {
 		t.Errorf("the changed config did not rebuild kernel_modules:\n%s", out)
 	}
 	line := compileLine(t, out)
@@ -202,30 +251,75 @@ func cacheScenario(t *testing.T, srv *cacheServers, a cachedBuild) {
 	if total == 0 || hits*2 < total || remote == 0 {
 		t.Errorf("the compile cache did not serve the unchanged objects: %s", line)
 	}
-	ccacheS, _ := run(t, b, []string{"CCACHE_DIR=" + filepath.Join(b, "downloads", "ccache")}, "ccache", "-s")
+	ccacheS, _ := run(t, b, []string{"CCACHE_DIR=" + ccacheDir}, "ccache", "-s")
 	t.Logf("ccache -s on B after the config change:\n%s", ccacheS)
+	image, archive := "work/offline/dist/vmlinuz.efi", "work/offline/dist/initramfs.cpio.xz"
 	withCache, withCacheArchive := readFile(t, b, image), readFile(t, b, archive)
 	modsWithCache := treeHash(t, filepath.Join(b, "work/offline/kernel/modules-root"))
 
-	// The same config again from empty local state, the cache servers
-	// stopped mid-build: B builds everything itself, says once that the
-	// cache is gone, and makes the same bytes as with the compile cache.
-	freshState(t, b, srv)
-	out = buildStoppingServers(t, b, srv, "extracting /usr/src/linux-source-6.1.tar.xz")
+	// The same config from empty work folders (the local compile cache
+	// kept), the cache servers stopped once components_build restored its
+	// artifacts: kernel_modules finds the store and the compile cache's
+	// storage gone mid-build, builds locally, says once that the cache is
+	// unreachable, and makes the same bytes.
+	mageOK(t, b, offlineEnv, "clean")
+	out = buildStoppingServers(t, b, srv, "[components_build] done in")
+	t.Cleanup(func() { srv.restart(t) }) // for the tests after this one
 	if n := strings.Count(out, "cache unreachable"); n != 1 {
 		t.Errorf("the build said %d times that the cache is unreachable, want once:\n%s", n, out)
 	}
-	if !regexp.MustCompile(`kernel_modules: done in \S+ \(artifact cache: miss\)`).MatchString(out) {
+	if !regexp.MustCompile(`\[kernel_modules\] done in \S+ \(artifact cache: miss\)`).MatchString(out) {
 		t.Errorf("kernel_modules was not built locally:\n%s", out)
 	}
 	figures.note("B, servers stopped: " + compileLine(t, out))
 	if !bytes.Equal(readFile(t, b, image), withCache) {
-		t.Errorf("the image built without the compile cache differs from the one built with it; initramfs entries that differ: %v",
+		t.Errorf("the image built with the servers stopped differs from the one before; initramfs entries that differ: %v",
 			archiveDiff(t, withCacheArchive, readFile(t, b, archive)))
 	}
 	if got := treeHash(t, filepath.Join(b, "work/offline/kernel/modules-root")); got != modsWithCache {
-		t.Errorf("the modules built without the compile cache differ from those built with it")
+		t.Errorf("the modules built with the servers stopped differ from those before")
 	}
+}
+
+// compareImages fails unless the vmlinuz.efi and initramfs.cpio.xz of the
+// two clones have the same bytes, and then says what differs (mage
+// image:diff, from the SBOMs the images carry, and the initramfs entries).
+func compareImages(t *testing.T, a, b, nameA, nameB string) {
+	t.Helper()
+	for _, rel := range []string{"work/offline/dist/initramfs.cpio.xz", "work/offline/dist/vmlinuz.efi"} {
+		if bytes.Equal(readFile(t, a, rel), readFile(t, b, rel)) {
+			continue
+		}
+		diff, _ := mage(t, b, offlineEnv, "image:diff", filepath.Join(a, rel), filepath.Join(b, rel))
+		t.Errorf("%s of %s and %s differ; mage image:diff:\n%s", filepath.Base(rel), nameA, nameB, diff)
+		if strings.HasSuffix(rel, ".xz") {
+			t.Errorf("initramfs entries that differ: %v", archiveDiff(t, readFile(t, a, rel), readFile(t, b, rel)))
+		}
+	}
+}
+
+// filesNaming lists the files under root whose content holds s.
+func filesNaming(t *testing.T, root, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			rel, _ := filepath.Rel(root, p)
+			found = append(found, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // buildStoppingServers runs `mage build` and stops the cache servers when
@@ -234,7 +328,7 @@ func buildStoppingServers(t *testing.T, dir string, srv *cacheServers, trigger s
 	t.Helper()
 	cmd := exec.Command(testutil.RequireTool(t, "go"), "run", "magefile.go", "build")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), srv.env()...)
+	cmd.Env = append(os.Environ(), offlineEnv...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -313,15 +407,6 @@ func archiveDiff(t *testing.T, a, b []byte) []string {
 	return diff
 }
 
-// freshState removes the clone's work folders, markers and local ccache.
-func freshState(t *testing.T, dir string, srv *cacheServers) {
-	t.Helper()
-	mageOK(t, dir, srv.env(), "clean")
-	if err := os.RemoveAll(filepath.Join(dir, "downloads", "ccache")); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func setOption(t *testing.T, dir, from, to string) {
 	t.Helper()
 	p := filepath.Join(dir, "config", "profiles", "offline", "kernel.config")
@@ -372,9 +457,9 @@ func treeHash(t *testing.T, root string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-var doneRe = regexp.MustCompile(`(?m)(\w+): done in (\S+)`)
+var doneRe = regexp.MustCompile(`\[(\w+)\] done in (\S+)`)
 
-// stageTimes reads "STAGE: done in DURATION" lines.
+// stageTimes reads the "[STAGE] done in DURATION" lines.
 func stageTimes(out string) map[string]time.Duration {
 	m := map[string]time.Duration{}
 	for _, g := range doneRe.FindAllStringSubmatch(out, -1) {

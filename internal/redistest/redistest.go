@@ -22,11 +22,12 @@ const startTimeout = 30 * time.Second
 
 // Server is a running (or stopped) redis-server.
 type Server struct {
-	Addr string // 127.0.0.1:PORT
+	Addr string // 127.0.0.1:PORT, kept across Restart
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan error
+	bin, dir string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan error
 }
 
 // Start starts redis-server (bin, or from PATH when "") on a free loopback
@@ -41,26 +42,51 @@ func Start(ctx context.Context, bin, dir string) (*Server, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	s := &Server{Addr: addr, bin: bin, dir: dir}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Restart starts a stopped server again on the same address, empty.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		return fmt.Errorf("restart redis-server on %s: still running", s.Addr)
+	}
+	return s.start(ctx)
+}
+
+func (s *Server) start(ctx context.Context) error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	s := &Server{Addr: addr, cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	for {
 		if err := s.Ping(ctx); err == nil {
-			return s, nil
+			return nil
 		}
 		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("redis-server on %s exited before answering: %v", addr, err)
+		case err := <-done:
+			s.mu.Lock()
+			s.cmd = nil
+			s.mu.Unlock()
+			return fmt.Errorf("redis-server on %s exited before answering: %v", s.Addr, err)
 		case <-ctx.Done():
 			s.Stop()
-			return nil, fmt.Errorf("redis-server on %s did not answer: %w", addr, ctx.Err())
+			return fmt.Errorf("redis-server on %s did not answer: %w", s.Addr, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
