@@ -210,7 +210,7 @@ func cacheScenario(t *testing.T, srv *cacheServers, a *OfflineBuild) {
 	}
 	status := mageOK(t, b, offlineEnv, "status")
 	for _, s := range []string{"kernel_modules", "components_build"} {
-		if !regexp.MustCompile(`(?m)^` + s + `\s+done\s.*\shits?\s`).MatchString(status) {
+		if !regexp.MustCompile(`(?m)^` + s + `\s+done\s.*\s(hit|\d+ hits, 0 misses)\s`).MatchString(status) {
 			t.Errorf("mage status does not show the hit of %s:\n%s", s, status)
 		}
 	}
