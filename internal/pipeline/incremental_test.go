@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
@@ -90,4 +93,30 @@ func buildWithNoops(t *testing.T, root string, environ []string) *sync.Map {
 		t.Fatal(err)
 	}
 	return &ran
+}
+
+// A firmware report names what was missing when it was written: once
+// nothing is, a rerun removes it rather than leave the old list in dist/.
+func TestFirmwareReportGoesWhenNothingIsMissing(t *testing.T) {
+	e := load(t, project(t, false))
+	full, err := e.fullVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(e.cfg.InstallDir, "lib", "modules", full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(e.cfg.DistDir, "firmware-report.txt")
+	if err := os.MkdirAll(e.cfg.DistDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(report, []byte("missing rtl_nic/rtl8168h-2.fw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reportFirmware(context.Background(), e.log, firmware.DirTree(t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(report); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale %s is still there (%v)", report, err)
+	}
 }
