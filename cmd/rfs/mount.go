@@ -87,7 +87,7 @@ func (mo *mountOptions) absolute() error {
 func checkTarget(target string, log logrus.FieldLogger) error {
 	for detached := false; ; detached = true {
 		st, err := os.Stat(target)
-		dead := errors.Is(err, syscall.ENOTCONN)
+		dead := disconnected(err)
 		var fstype string
 		var mounted bool
 		if err == nil {

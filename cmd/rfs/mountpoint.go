@@ -68,9 +68,10 @@ func parseMountinfo(r io.Reader) ([]mountinfoLine, error) {
 }
 
 // deadFUSE reports whether the FUSE mount on dir has lost its server: the
-// kernel answers ENOTCONN to statfs, which it always forwards to the server
-// (a stat may still be answered from the attribute cache). A server that
-// does not answer within a few seconds is taken as alive but slow.
+// kernel answers statfs, which it always forwards to the server (a stat may
+// still be answered from the attribute cache), with a disconnected error. A
+// server that does not answer within a few seconds is taken as alive but
+// slow.
 func deadFUSE(dir string) bool {
 	res := make(chan error, 1)
 	go func() {
@@ -79,10 +80,17 @@ func deadFUSE(dir string) bool {
 	}()
 	select {
 	case err := <-res:
-		return errors.Is(err, syscall.ENOTCONN)
+		return disconnected(err)
 	case <-time.After(3 * time.Second):
 		return false
 	}
+}
+
+// disconnected reports whether err is the kernel's answer for a FUSE mount
+// whose server is gone: ENOTCONN once the connection is down, ECONNABORTED
+// for a request that was queued when the server's device was closed.
+func disconnected(err error) bool {
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // unescapeOctal undoes the kernel's escaping of space, tab, newline and

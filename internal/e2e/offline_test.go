@@ -235,6 +235,20 @@ func (b *OfflineBuild) Append(t *testing.T, rel, data string) {
 	b.Edit(t, rel, append(old, data...))
 }
 
+// Remove deletes rel (slash-separated, in the clone) for the rest of t: when
+// t ends it gets its content back and the build is rebuilt, as after Edit.
+func (b *OfflineBuild) Remove(t *testing.T, rel string) {
+	t.Helper()
+	old, err := os.ReadFile(b.Path(rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Edit(t, rel, old)
+	if err := os.Remove(b.Path(rel)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // BootOptions are how Boot starts the built image with runit.sh.
 type BootOptions struct {
 	// Store serves the build's local flist store to the VM (runit.sh

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -48,9 +49,23 @@ func (e *Env) imageSource() alpine.Source {
 	return s
 }
 
+// alpineExtract starts INSTALL_DIR afresh from the minirootfs; every stage
+// that writes INSTALL_DIR follows it, so its rerun reruns them all. The
+// later stages edit INSTALL_DIR in place and some of what they did cannot be
+// taken back by running them again: apk add does not remove a package
+// packages.list or firmware.conf no longer names, a firmware entry's folder
+// or a component's binary stays when its entry goes, and cleanup
+// (ENABLE_STRIP, ENABLE_UPX) and initramfs_create (ZEROOS_BRANDING) change
+// the files of the packages themselves. So the stage also fingerprints
+// those lists and settings (baseShaping): when one changes, the image is
+// rebuilt from the minirootfs, as a clean build would make it. Edits that
+// a rerun does replace (zinit units, modules.conf, component versions,
+// config/init) rerun only their own stage and what follows it.
 func alpineExtract(e *Env) stage.Stage {
+	cfg, inputs := e.baseShaping()
 	return stage.Stage{
-		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH", "ALPINE_MINIROOTFS_VERSION", "ALPINE_MINIROOTFS_SHA256", "INSTALL_DIR"),
+		Config:  cfg,
+		Inputs:  inputs,
 		Outputs: []string{filepath.Join(e.cfg.InstallDir, "etc/alpine-release")},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			m, err := alpine.Extract(ctx, alpine.ExtractOptions{
@@ -68,6 +83,18 @@ func alpineExtract(e *Env) stage.Stage {
 			return nil
 		},
 	}
+}
+
+// baseShaping is what alpine_extract fingerprints: the minirootfs it
+// extracts, and what decides the content of INSTALL_DIR in ways the stages
+// editing it in place cannot undo (see alpineExtract).
+func (e *Env) baseShaping() (cfg map[string]string, inputs []string) {
+	cfg = e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH", "ALPINE_MINIROOTFS_VERSION", "ALPINE_MINIROOTFS_SHA256", "INSTALL_DIR",
+		"ENABLE_STRIP", "ENABLE_UPX", "UPX_BINARIES", "ZEROOS_BRANDING")
+	// Where components go, not their versions: a new build of a component
+	// replaces its binary; a component gone or moved leaves one behind.
+	cfg["component install paths"] = strings.Join(e.componentPaths(), " ")
+	return cfg, []string{e.configFile(config.PackagesFile), e.configFile(config.FirmwareFile)}
 }
 
 func alpineConfigure(e *Env) stage.Stage {

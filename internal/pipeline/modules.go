@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,8 +126,8 @@ func (e *Env) reportFirmware(ctx context.Context, log logrus.FieldLogger, flist 
 	if err != nil {
 		return err
 	}
+	p := filepath.Join(e.cfg.DistDir, "firmware-report.txt")
 	if n := rep.Count(firmware.Missing); n > 0 {
-		p := filepath.Join(e.cfg.DistDir, "firmware-report.txt")
 		if err := os.MkdirAll(e.cfg.DistDir, 0o755); err != nil {
 			return err
 		}
@@ -133,6 +135,11 @@ func (e *Env) reportFirmware(ctx context.Context, log logrus.FieldLogger, flist 
 			return err
 		}
 		log.Warnf("%d firmware files requested by the image's modules are neither in the image nor in the firmware flist; see %s", n, p)
+		return nil
+	}
+	// The report of an earlier run would name firmware that is no longer missing.
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

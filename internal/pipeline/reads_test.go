@@ -140,6 +140,14 @@ var listFiles = map[string]string{
 var unfingerprinted = []string{"INSTALL_DIR", "COMPONENTS_DIR", "KERNEL_DIR", "DIST_DIR", "CACHE_DIR", "STATE_DIR",
 	"FIRMWARE_DIR", "JOBS", "RFS_JOBS", "CONTAINER_RUNTIME"}
 
+// derivedReads are config files of which a stage reads one part only and
+// records that part in its Config instead of the whole file: alpine_extract
+// restarts the image when a component's install path changes, not when
+// its version does.
+var derivedReads = map[string]struct{ file, key string }{
+	"alpine_extract": {config.SourcesFile, "component install paths"},
+}
+
 // buildKeys maps config.Build's field names to their build.conf keys.
 func buildKeys() map[string]string {
 	keys := map[string]string{}
@@ -209,6 +217,9 @@ func TestStagesFingerprintWhatTheyRead(t *testing.T) {
 		for f := range files {
 			if f == "" {
 				t.Errorf("stage %s reads a config file the test does not know", d.name)
+				continue
+			}
+			if dr, ok := derivedReads[d.name]; ok && dr.file == f && specsByName[d.name].Config[dr.key] != "" {
 				continue
 			}
 			if !rec["path "+e.configFile(f)] {
