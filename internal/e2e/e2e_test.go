@@ -119,6 +119,7 @@ func TestMageListsTargets(t *testing.T) {
 		"rfs:packModules", "rfs:packFirmware", "rfs:upload", "rfs:stores", "rfs:storesAdd", "rfs:storesSet", "rfs:storesDelete",
 		"zinit:check", "fixtures:offline",
 		"bench:initramfs", "bench:rfs", "image:sbom", "image:diff",
+		"cache:status", "cache:prune",
 	} {
 		re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(target) + `\s+\S.{10,}$`)
 		if !re.MatchString(out) {

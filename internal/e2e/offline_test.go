@@ -103,6 +103,19 @@ func makeOffline(t *testing.T) (*OfflineBuild, error) {
 	if out, err := b.Mage(t, nil, "fixtures:offline"); err != nil {
 		return nil, errors.New("mage fixtures:offline: " + err.Error() + "\n" + out)
 	}
+	// The team's caches, when the tools are there: this build is the first
+	// machine that fills them (TestCacheSharedAcrossMachines).
+	stopCaches, err := enableTeamCaches(dir)
+	if err != nil {
+		return nil, err
+	}
+	removeDir := shared.cleanup
+	shared.cleanup = func() {
+		stopCaches()
+		if removeDir != nil {
+			removeDir()
+		}
+	}
 	start := time.Now()
 	out, err := b.Mage(t, offlineEnv, "build")
 	b.Log, b.Took = out, time.Since(start)
@@ -152,6 +165,11 @@ func (b *OfflineBuild) Copy(t *testing.T) *OfflineBuild {
 		t.Fatalf("copy the offline build: %v: %s", err, out)
 	}
 	t.Cleanup(func() { removeTree(dst) })
+	// A copy is a machine of its own, without the team's caches: what it
+	// rebuilds is up to make and cargo, not to the artifact store.
+	if err := os.Remove(filepath.Join(dst, "config", "cache.conf")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 	return &OfflineBuild{Dir: dst, Log: b.Log, Took: b.Took}
 }
 

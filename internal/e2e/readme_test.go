@@ -24,8 +24,8 @@ func TestReadmeIsCurrent(t *testing.T) {
 	if !strings.Contains(string(readme), graph) {
 		t.Errorf("README.md does not hold the current `mage graph` output; paste it:\n%s", graph)
 	}
-	build, rfs := config.Reference()
-	for _, k := range append(build, rfs...) {
+	build, rfs, cache := config.Reference()
+	for _, k := range append(append(build, rfs...), cache...) {
 		if !strings.Contains(string(readme), "| `"+k.Name+"` |") {
 			t.Errorf("README.md's config reference has no row for %s", k.Name)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
@@ -29,7 +30,23 @@ func (e *Env) apkRunner(ctx context.Context, log logrus.FieldLogger) (*alpine.Ru
 	if err != nil {
 		return nil, err
 	}
-	return &alpine.Runner{Apk: apk, Root: e.cfg.InstallDir, Arch: e.cfg.AlpineArch, Log: log}, nil
+	// apk fetches from ALPINE_MIRROR, which the image's own repositories
+	// file may not name (ALPINE_IMAGE_MIRROR).
+	repos := filepath.Join(e.cfg.StateDir, "apk-repositories")
+	if err := fsutil.WriteFile(repos, []byte(e.alpineSource().Repositories(alpine.DefaultRepositories)), 0o644); err != nil {
+		return nil, err
+	}
+	return &alpine.Runner{Apk: apk, Root: e.cfg.InstallDir, Arch: e.cfg.AlpineArch, RepositoriesFile: repos, Log: log}, nil
+}
+
+// imageSource is the Alpine source /etc/apk/repositories names in the
+// image: ALPINE_IMAGE_MIRROR, else ALPINE_MIRROR.
+func (e *Env) imageSource() alpine.Source {
+	s := e.alpineSource()
+	if e.cfg.AlpineImageMirror != "" {
+		s.Mirror = e.cfg.AlpineImageMirror
+	}
+	return s
 }
 
 // alpineExtract starts INSTALL_DIR afresh from the minirootfs; every stage
@@ -82,10 +99,10 @@ func (e *Env) baseShaping() (cfg map[string]string, inputs []string) {
 
 func alpineConfigure(e *Env) stage.Stage {
 	return stage.Stage{
-		Config:  e.values("ALPINE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
+		Config:  e.values("ALPINE_MIRROR", "ALPINE_IMAGE_MIRROR", "ALPINE_VERSION", "ALPINE_ARCH"),
 		Outputs: []string{filepath.Join(e.cfg.InstallDir, "etc/apk/repositories")},
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
-			return alpine.Configure(e.cfg.InstallDir, alpine.ConfigureOptions{Source: e.alpineSource()})
+			return alpine.Configure(e.cfg.InstallDir, alpine.ConfigureOptions{Source: e.imageSource()})
 		},
 	}
 }

@@ -129,6 +129,11 @@ func (e *Env) PrintConfig(w io.Writer) error {
 	} else {
 		fmt.Fprintf(tw, "rfs.conf\tnone: flists go to a local dir:// store\t\n")
 	}
+	if c := e.cfg.Cache; c != nil {
+		fmt.Fprintf(tw, "cache.conf\t%s (artifacts %s, compile cache %s)\t\n", c.File, c.URL, c.CompileCache)
+	} else {
+		fmt.Fprintf(tw, "cache.conf\tnone: nothing is shared between machines\t\n")
+	}
 	return tw.Flush()
 }
 

@@ -17,6 +17,7 @@ func (e *Env) componentOptions(log logrus.FieldLogger) components.Options {
 		ProjectRoot: e.root,
 		Jobs:        e.cfg.Jobs,
 		Fetcher:     e.fetcher(log),
+		Cache:       e.artifacts,
 		Log:         log,
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"github.com/threefoldtech/zosbuilder/pkg/cache"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
@@ -33,6 +34,9 @@ type Env struct {
 	kverErr  error
 
 	localStoreOnce sync.Once // says once that flists go to a local store
+
+	// artifacts is the shared artifact cache (config/cache.conf); nil is off.
+	artifacts *cache.Cache
 }
 
 // Options are what the mage targets pass to Load.
@@ -74,8 +78,8 @@ func Load(opt Options) (*Env, error) {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	if cfg.RFS != nil {
-		log.Formatter = &logging.RedactingFormatter{Inner: log.Formatter, Secrets: secretsOf(cfg.RFS)}
+	if secrets := secretsOf(cfg); len(secrets) > 0 {
+		log.Formatter = &logging.RedactingFormatter{Inner: log.Formatter, Secrets: secrets}
 	}
 	force, err := envFlag(opt.Environ, "FORCE")
 	if err != nil {
@@ -90,7 +94,11 @@ func Load(opt Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Env{root: root, cfg: cfg, engine: engine, log: log, environ: opt.Environ}, nil
+	artifacts, err := openArtifacts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Env{root: root, cfg: cfg, engine: engine, log: log, environ: opt.Environ, artifacts: artifacts}, nil
 }
 
 // getenv is the value of the environment variable name in the environment
@@ -157,9 +165,17 @@ func newLogger(out io.Writer, verbose bool) *logrus.Logger {
 	return log
 }
 
-func secretsOf(r *config.RFS) []string {
-	var out []string
-	for _, s := range []string{r.SecretKey, r.ReadSecretKey} {
+// secretsOf lists the secrets of rfs.conf and cache.conf, which no log
+// line or error may show.
+func secretsOf(cfg *config.Config) []string {
+	var all, out []string
+	if r := cfg.RFS; r != nil {
+		all = append(all, r.SecretKey, r.ReadSecretKey)
+	}
+	if c := cfg.Cache; c != nil {
+		all = append(all, c.Secrets()...)
+	}
+	for _, s := range all {
 		if len(s) >= 4 { // a one-letter "secret" would blank out half the log
 			out = append(out, s)
 		}
@@ -167,13 +183,14 @@ func secretsOf(r *config.RFS) []string {
 	return out
 }
 
-// redact removes the rfs.conf secrets from an error before mage prints it.
+// redact removes the rfs.conf and cache.conf secrets from an error before
+// mage prints it.
 func (e *Env) redact(err error) error {
-	if err == nil || e.cfg.RFS == nil {
+	if err == nil {
 		return err
 	}
 	msg := err.Error()
-	clean := redact.Secrets(msg, secretsOf(e.cfg.RFS))
+	clean := redact.Secrets(msg, secretsOf(e.cfg))
 	if clean == msg {
 		return err
 	}

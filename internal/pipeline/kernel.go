@@ -74,15 +74,36 @@ func (e *Env) warnDropped(log logrus.FieldLogger, dropped []kernel.Dropped) {
 	log.Warnf("make olddefconfig dropped %d options of %s: %s", len(dropped), e.configFile(config.KernelConfigFile), strings.Join(names, ", "))
 }
 
-// kernelMakeTools are what the kernel's make needs.
-func kernelMakeTools() []hosttools.Tool {
-	return hosttools.Named("make", "cc", "flex", "bison", "bc", "perl")
+// kernelMakeTools are what the kernel's make needs, ccache included when
+// the compile cache is on.
+func (e *Env) kernelMakeTools() []hosttools.Tool {
+	return append(hosttools.Named("make", "cc", "flex", "bison", "bc", "perl"), e.compileCacheTools()...)
+}
+
+// kernelStage is what kernel_modules and kernel_build run with: the
+// source, the build options, and the artifact and compile caches.
+func (e *Env) kernelStage(ctx context.Context, full string, log logrus.FieldLogger) (kernel.StageOptions, error) {
+	version, err := e.kernelVersion(ctx)
+	if err != nil {
+		return kernel.StageOptions{}, err
+	}
+	cc, err := e.compileCache(ctx)
+	if err != nil {
+		return kernel.StageOptions{}, err
+	}
+	return kernel.StageOptions{
+		Source: kernel.SourceOptions{
+			Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
+			Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(log), Log: log,
+		},
+		Build: e.kernelOptions(full, log), Artifacts: e.artifacts, CompileCache: cc,
+	}, nil
 }
 
 func kernelModules(e *Env) stage.Stage {
 	inputs := []string{e.configFile(config.KernelConfigFile)}
 	outputs := []string{kernel.Layout{Dir: e.cfg.KernelDir}.ModulesRoot()}
-	tools := append(kernelMakeTools(), hosttools.Named("depmod")...)
+	tools := append(e.kernelMakeTools(), hosttools.Named("depmod")...)
 	if e.cfg.KernelSourceTarball != "" {
 		inputs = append(inputs, e.cfg.KernelSourceTarball)
 	}
@@ -108,19 +129,15 @@ func kernelModules(e *Env) stage.Stage {
 				log.Infof("using the prebuilt modules in %s (KERNEL_MODULES_DIR)", root)
 				return nil
 			}
-			version, _ := e.kernelVersion(ctx)
-			if _, err := kernel.Source(ctx, e.cfg.KernelDir, kernel.SourceOptions{
-				Version: version, URL: e.cfg.KernelSourceURL, SHA256: e.cfg.KernelSHA256,
-				Tarball: e.cfg.KernelSourceTarball, Fetcher: e.fetcher(log), Log: log,
-			}); err != nil {
+			opt, err := e.kernelStage(ctx, full, log)
+			if err != nil {
 				return err
 			}
-			root, dropped, err := kernel.BuildModules(ctx, e.kernelOptions(full, log))
+			dropped, err := kernel.Modules(ctx, opt)
 			if err != nil {
 				return err
 			}
 			e.warnDropped(log, dropped)
-			log.Infof("modules of %s installed in %s", full, root)
 			return nil
 		},
 	}
@@ -133,7 +150,7 @@ func kernelBuild(e *Env) stage.Stage {
 		Config:  e.values("SOURCE_DATE_EPOCH"),
 		Inputs:  []string{e.configFile(config.KernelConfigFile), initramfs},
 		Outputs: []string{output},
-		Tools:   kernelMakeTools(),
+		Tools:   e.kernelMakeTools(),
 		Run: func(ctx context.Context, log logrus.FieldLogger) error {
 			full, err := e.fullVersion(ctx)
 			if err != nil {
@@ -143,7 +160,11 @@ func kernelBuild(e *Env) stage.Stage {
 			if err != nil {
 				return fmt.Errorf("read the build id the kernel must embed: %w", err)
 			}
-			dropped, err := kernel.BuildImage(ctx, e.kernelOptions(full, log), kernel.ImageOptions{
+			opt, err := e.kernelStage(ctx, full, log)
+			if err != nil {
+				return err
+			}
+			dropped, err := kernel.Image(ctx, opt, kernel.ImageOptions{
 				Initramfs: initramfs, BuildID: strings.TrimSpace(string(id)), Output: output,
 			})
 			if err != nil {

@@ -286,6 +286,18 @@ func TestPackOptions(t *testing.T) {
 		len(opt.RouteOverride) != 1 || opt.RouteOverride[0].URL != "http://10.0.2.100/" {
 		t.Errorf("without rfs.conf: store %s route %v, want the local %s routed to http://10.0.2.100/", routeURL(opt.Store), opt.RouteOverride, want)
 	}
+	// The flists' times are SOURCE_DATE_EPOCH; what lets the next pack
+	// skip unchanged files is kept with the state, not in dist.
+	fl := filepath.Join(e.flistDir(), "modules.fl")
+	if idx := e.reuseIndex(fl); !strings.HasPrefix(idx, e.cfg.StateDir+"/") || strings.HasPrefix(idx, e.cfg.DistDir+"/") {
+		t.Errorf("reuse index %s: want it under STATE_DIR %s, not DIST_DIR", idx, e.cfg.StateDir)
+	}
+	if e = load(t, project(t, false), "SOURCE_DATE_EPOCH=1700000000"); e.cfg.SourceDateEpoch == nil {
+		t.Fatal("SOURCE_DATE_EPOCH not read")
+	}
+	if opt, err = e.packOptions(e.log); err != nil || opt.Time == nil || *opt.Time != 1700000000 {
+		t.Errorf("SOURCE_DATE_EPOCH=1700000000: pack Time %v, %v", opt.Time, err)
+	}
 	e = load(t, project(t, false), "LOCAL_STORE_ROUTE=dir:///srv/zos/store")
 	if opt, err = e.packOptions(e.log); err != nil || len(opt.RouteOverride) != 1 || opt.RouteOverride[0].URL != "dir:///srv/zos/store" {
 		t.Errorf("LOCAL_STORE_ROUTE=dir:///srv/zos/store: route %v, %v", opt.RouteOverride, err)

@@ -193,11 +193,18 @@ func (e *Env) confRoute() (string, error) {
 
 func (e *Env) flistDir() string { return filepath.Join(e.cfg.DistDir, "flists") }
 
+// reuseIndex is where the pack of fl records which files it read, for the
+// next pack to skip the unchanged ones (flist.PackOptions.ReuseIndex): with
+// the build's state, since it names this work tree's inodes.
+func (e *Env) reuseIndex(fl string) string {
+	return filepath.Join(e.cfg.StateDir, "flist-reuse", filepath.Base(fl)+".reuse")
+}
+
 // packOptions chooses the store: S3 from rfs.conf, with the read-only
 // runtime route written into the flist, or a local dir:// store under
 // DIST_DIR when there is no rfs.conf.
 func (e *Env) packOptions(log logrus.FieldLogger) (flist.PackOptions, error) {
-	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Progress: &progress.Options{Log: log}, Log: log}
+	opt := flist.PackOptions{Parallel: e.cfg.RFSJobs, Time: e.cfg.SourceDateEpoch, Progress: &progress.Options{Log: log}, Log: log}
 	if e.cfg.RFS == nil {
 		dir := filepath.Join(e.flistDir(), "store")
 		opt.Store = store.NewDir(dir)
@@ -232,6 +239,7 @@ func (e *Env) pack(ctx context.Context, log logrus.FieldLogger, src, fl string) 
 	if err != nil {
 		return err
 	}
+	opt.ReuseIndex = e.reuseIndex(fl)
 	stats, err := flist.Pack(ctx, src, fl, opt)
 	if err != nil {
 		return err

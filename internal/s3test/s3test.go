@@ -24,12 +24,25 @@ func Bin() string { return versitygw.Bin() }
 // versitygw is missing, marks the test slow, and stops the server at cleanup.
 func StartT(t testing.TB) *Server {
 	t.Helper()
+	return StartWithT(t, Options{})
+}
+
+// Options configure a test server (see versitygw.Options).
+type Options = versitygw.Options
+
+// StartWithT is StartT with options; Bin and Dir are filled in when empty.
+func StartWithT(t testing.TB, opt Options) *Server {
+	t.Helper()
 	testutil.Slow(t)
 	bin := Bin()
 	if bin == "" {
 		testutil.Missing(t, "versitygw not installed (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 	}
-	s, err := versitygw.Start(context.Background(), versitygw.Options{Bin: bin, Dir: t.TempDir()})
+	opt.Bin = bin
+	if opt.Dir == "" {
+		opt.Dir = t.TempDir()
+	}
+	s, err := versitygw.Start(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

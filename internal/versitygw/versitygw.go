@@ -42,6 +42,10 @@ type Options struct {
 	// production S3 servers do; versitygw closes each one by default, which
 	// makes every request of a benchmark pay a new connection.
 	KeepAlive bool
+	// Metadata keeps object metadata in extended attributes. Multipart
+	// uploads need it (the parts' ETags live there); the default
+	// (--nometa) also works where the data directory has no user xattrs.
+	Metadata bool
 }
 
 // Server is a running (or stopped) versitygw.
@@ -52,6 +56,7 @@ type Server struct {
 
 	bin       string
 	keepAlive bool
+	meta      bool
 	log       io.Writer
 	tail      *tail // the end of the server's output, for errors
 	ownDir    bool
@@ -77,7 +82,7 @@ func Bin() string {
 // Start starts versitygw on 127.0.0.1 on a free port and waits until it
 // answers HTTP requests.
 func Start(ctx context.Context, opt Options) (*Server, error) {
-	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log, keepAlive: opt.KeepAlive}
+	s := &Server{AccessKey: opt.AccessKey, SecretKey: opt.SecretKey, Dir: opt.Dir, bin: opt.Bin, log: opt.Log, keepAlive: opt.KeepAlive, meta: opt.Metadata}
 	if s.bin == "" {
 		s.bin = Bin()
 	}
@@ -120,7 +125,11 @@ func (s *Server) start(ctx context.Context) error {
 	if s.keepAlive {
 		args = append(args, "--keep-alive")
 	}
-	cmd := exec.Command(s.bin, append(args, "posix", "--nometa", s.Dir)...)
+	args = append(args, "posix")
+	if !s.meta {
+		args = append(args, "--nometa")
+	}
+	cmd := exec.Command(s.bin, append(args, s.Dir)...)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	s.tail = &tail{}
 	out := io.Writer(s.tail)

@@ -40,6 +40,19 @@ func Replaced() []string {
 	}
 }
 
+// DefaultRepositories are the repositories Configure enables by default.
+var DefaultRepositories = []string{"main", "community"}
+
+// Repositories is the text of an apk repositories file listing repos of
+// the branch at the mirror, one URL a line.
+func (s Source) Repositories(repos []string) string {
+	var b strings.Builder
+	for _, r := range repos {
+		fmt.Fprintln(&b, s.RepositoryURL(r))
+	}
+	return b.String()
+}
+
 // Configure prepares an extracted minirootfs at root for Zero-OS: apk
 // repositories, resolv.conf and hostname, and the removal of what Zero-OS
 // replaces (Replaced). Every write stays inside root: a symlink in root
@@ -51,7 +64,7 @@ func Configure(root string, opt ConfigureOptions) error {
 	}
 	repos := opt.Repositories
 	if repos == nil {
-		repos = []string{"main", "community"}
+		repos = DefaultRepositories
 	}
 	hostname := opt.Hostname
 	if hostname == "" {
@@ -61,10 +74,7 @@ func Configure(root string, opt ConfigureOptions) error {
 	if ns == nil {
 		ns = []string{"1.1.1.1", "8.8.8.8"}
 	}
-	var repoFile, resolv strings.Builder
-	for _, r := range repos {
-		fmt.Fprintln(&repoFile, opt.RepositoryURL(r))
-	}
+	var resolv strings.Builder
 	for _, n := range ns {
 		fmt.Fprintf(&resolv, "nameserver %s\n", n)
 	}
@@ -74,7 +84,7 @@ func Configure(root string, opt ConfigureOptions) error {
 	}
 	defer r.Close()
 	for _, f := range []struct{ name, data string }{
-		{"etc/apk/repositories", repoFile.String()},
+		{"etc/apk/repositories", opt.Source.Repositories(repos)},
 		{"etc/resolv.conf", resolv.String()},
 		{"etc/hostname", hostname + "\n"},
 	} {

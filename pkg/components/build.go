@@ -19,6 +19,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
+	"github.com/threefoldtech/zosbuilder/pkg/cache"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 	"github.com/threefoldtech/zosbuilder/pkg/elfbin"
 )
@@ -44,6 +45,10 @@ type Options struct {
 	Fetcher *download.Fetcher
 	// Env is added to the environment of every build command.
 	Env []string
+	// Cache, when set, restores a component built elsewhere from the same
+	// source and recipe instead of compiling it, and publishes what is
+	// compiled here.
+	Cache *cache.Cache
 	// Log receives warnings (kept local changes) and progress; nil is silent.
 	Log logrus.FieldLogger
 }
@@ -108,7 +113,6 @@ func buildOne(ctx context.Context, c Component, opt Options) error {
 		return fmt.Errorf("component %s: %w", c.Name, err)
 	}
 	b := &builder{c: c, opt: opt, out: lf, log: logging.OrDiscard(opt.Log).WithField("component", c.Name)}
-	b.log.Infof("building %s (%s %s, %s)", c.Name, c.Type, c.Version, c.Build)
 	err = b.run(ctx)
 	if cerr := lf.Close(); err == nil {
 		err = cerr
@@ -133,11 +137,31 @@ func (b *builder) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bin, err := b.compile(ctx, src)
+	build := func(ctx context.Context) error {
+		b.log.Infof("building %s (%s %s, %s)", b.c.Name, b.c.Type, b.c.Version, b.c.Build)
+		bin, err := b.compile(ctx, src)
+		if err != nil {
+			return err
+		}
+		return stage(bin, b.opt.Artifact(b.c))
+	}
+	if b.opt.Cache == nil || !cacheable(b.c) {
+		return build(ctx)
+	}
+	recipe, err := b.recipe(ctx, src)
 	if err != nil {
 		return err
 	}
-	return stage(bin, b.opt.Artifact(b.c))
+	built := false
+	err = b.opt.Cache.Do(ctx, b.artifact(recipe), func(ctx context.Context) error {
+		built = true
+		return build(ctx)
+	})
+	if err == nil && !built {
+		b.log.Infof("%s: restored from the artifact cache (%s)", b.c.Name, recipe.Key()[:12])
+		fmt.Fprintf(b.out, "restored from the artifact cache %s, key %s; recipe:\n%s", b.opt.Cache.Where(), recipe.Key(), recipe)
+	}
+	return err
 }
 
 // source makes the component's source available and returns its
@@ -257,10 +281,7 @@ func (b *builder) compile(ctx context.Context, src string) (string, error) {
 // component's own directory, kept between builds (for a compiler's
 // incremental state), and $JOBS the parallelism it may use.
 func (b *builder) script(ctx context.Context, dir string) (string, error) {
-	script := b.c.Build.Arg
-	if !filepath.IsAbs(script) {
-		script = filepath.Join(b.opt.ProjectRoot, script)
-	}
+	script := b.scriptPath()
 	buildDir := filepath.Join(b.opt.WorkDir, ".target", b.c.Name)
 	out := filepath.Join(buildDir, filepath.Base(b.c.InstallPath))
 	if err := os.MkdirAll(buildDir, 0o755); err != nil {
@@ -273,6 +294,15 @@ func (b *builder) script(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// scriptPath is the script of a script build, relative paths resolved
+// against the project root.
+func (b *builder) scriptPath() string {
+	if filepath.IsAbs(b.c.Build.Arg) {
+		return b.c.Build.Arg
+	}
+	return filepath.Join(b.opt.ProjectRoot, b.c.Build.Arg)
 }
 
 // findBinary looks in an extracted release for the one regular file named

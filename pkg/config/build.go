@@ -20,6 +20,7 @@ import (
 type Build struct {
 	AlpineVersion           string `key:"ALPINE_VERSION" default:"3.22" check:"version" doc:"Alpine release branch; the mirror path is v<ALPINE_VERSION>"`
 	AlpineMirror            string `key:"ALPINE_MIRROR" default:"https://dl-cdn.alpinelinux.org/alpine" check:"url" doc:"Alpine mirror base URL (http, https or file)"`
+	AlpineImageMirror       string `key:"ALPINE_IMAGE_MIRROR" check:"url" doc:"the mirror the image's /etc/apk/repositories names, for apk on a node; empty: ALPINE_MIRROR (the offline profile sets Alpine's, so the image does not carry the work tree's file:// mirror)"`
 	AlpineArch              string `key:"ALPINE_ARCH" default:"x86_64" check:"enum:x86_64" doc:"target architecture; the kernel config and components are x86_64"`
 	AlpineMinirootfsVersion string `key:"ALPINE_MINIROOTFS_VERSION" check:"version" doc:"pin an exact minirootfs release (e.g. 3.22.1); empty reads latest-releases.yaml"`
 	AlpineMinirootfsSHA256  string `key:"ALPINE_MINIROOTFS_SHA256" check:"sha256" doc:"sha256 of the pinned minirootfs tarball; required with ALPINE_MINIROOTFS_VERSION"`
@@ -33,7 +34,7 @@ type Build struct {
 
 	InstallDir    string `key:"INSTALL_DIR" default:"initramfs" check:"workdir" doc:"the initramfs root being assembled"`
 	ComponentsDir string `key:"COMPONENTS_DIR" default:"components" check:"workdir" doc:"component checkouts and build logs"`
-	KernelDir     string `key:"KERNEL_DIR" default:"kernel" check:"workdir" doc:"kernel source tree and modules-root"`
+	KernelDir     string `key:"KERNEL_DIR" default:"kernel" check:"workdir" doc:"kernel source (linux/), its objtree (linux/out) and modules-root"`
 	DistDir       string `key:"DIST_DIR" default:"dist" check:"workdir" doc:"outputs: vmlinuz.efi, initramfs.cpio.xz, flists/"`
 	CacheDir      string `key:"CACHE_DIR" default:"downloads" check:"workdir" doc:"download cache, kept by mage clean (mage clean:all removes it)"`
 	StateDir      string `key:"STATE_DIR" default:".build" check:"workdir" doc:"stage markers, lock file and logs"`
@@ -176,8 +177,11 @@ func ParseBool(raw string) (bool, error) {
 }
 
 func (k keySpec) parseNumber(raw string) (int64, error) {
-	if k.Check == "size" {
+	switch k.Check {
+	case "size":
 		return parseSize(raw)
+	case "duration":
+		return parseDuration(raw)
 	}
 	if raw == "" {
 		return 0, nil
@@ -252,6 +256,10 @@ func (k keySpec) checkString(raw, root string) (string, error) {
 		if !web && (err != nil || u.Scheme != "file") {
 			return "", fmt.Errorf("want an http, https or file URL, got %q", raw)
 		}
+	case "storeurl":
+		return raw, checkStoreURL(raw)
+	case "remoteurl":
+		return raw, checkRemoteURL(raw)
 	case "route":
 		return raw, checkRoute(raw)
 	case "workdir":

@@ -47,7 +47,9 @@ type Options struct {
 type Config struct {
 	Build
 	// RFS is nil when there is no rfs.conf: flists then go to a local store.
-	RFS        *RFS
+	RFS *RFS
+	// Cache is nil when there is no cache.conf: nothing is shared.
+	Cache      *Cache
 	Packages   []Package
 	Components []Component
 	Modules    []Module
@@ -105,6 +107,9 @@ func Load(opt Options) (*Config, error) {
 		errs = append(errs, err)
 	}
 	if err := c.loadRFS(env, opt.Environ); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.loadCache(env, opt.Environ); err != nil {
 		errs = append(errs, err)
 	}
 	for _, load := range []func() error{c.loadPackages, c.loadComponents, c.loadModules, c.loadFirmware, c.checkMoved} {
@@ -182,16 +187,17 @@ type KeyValue struct {
 	Origin                    Origin
 }
 
-// Reference lists every key of build.conf and rfs.conf with its default and
-// documentation, for the README's config reference.
-func Reference() (build, rfs []KeyValue) {
-	for _, k := range keysOf(Build{}) {
-		build = append(build, KeyValue{Name: k.Name, Default: k.Default, Doc: k.Doc})
+// Reference lists every key of build.conf, rfs.conf and cache.conf with its
+// default and documentation, for the README's config reference.
+func Reference() (build, rfs, cache []KeyValue) {
+	ref := func(v any) []KeyValue {
+		var out []KeyValue
+		for _, k := range keysOf(v) {
+			out = append(out, KeyValue{Name: k.Name, Default: k.Default, Doc: k.Doc})
+		}
+		return out
 	}
-	for _, k := range keysOf(RFS{}) {
-		rfs = append(rfs, KeyValue{Name: k.Name, Default: k.Default, Doc: k.Doc})
-	}
-	return build, rfs
+	return ref(Build{}), ref(RFS{}), ref(Cache{})
 }
 
 func environMap(environ []string) map[string]string {

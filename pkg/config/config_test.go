@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // project makes a project root holding config/ files.
@@ -384,5 +385,69 @@ func TestSourcesConf(t *testing.T) {
 	bad := project(t, map[string]string{"build.conf": "", "sources.conf": "git zinit\n"})
 	if _, err := Load(Options{Root: bad, Environ: []string{}}); err == nil || !strings.Contains(err.Error(), "config/sources.conf:1") {
 		t.Errorf("bad sources.conf: %v", err)
+	}
+}
+
+func TestCacheConf(t *testing.T) {
+	secret := "s3cr3t-DO-NOT-PRINT"
+	good := "CACHE_URL=s3://127.0.0.1:9000/zos-cache/team\nCACHE_ACCESS_KEY=ak\nCACHE_SECRET_KEY=" + secret +
+		"\nCOMPILE_CACHE_REMOTE=redis://:" + secret + "@127.0.0.1:6379\n"
+	root := project(t, map[string]string{"build.conf": "", "cache.conf": good})
+	c, err := Load(Options{Root: root, Environ: []string{"CACHE_MAX_AGE=12h"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.Cache
+	if cc == nil || cc.URL != "s3://127.0.0.1:9000/zos-cache/team" || !cc.Push || cc.MaxAge != 12*time.Hour ||
+		cc.CompileCache != "ccache" || cc.CompileCacheSize != 5<<30 || cc.CompileCacheDir != filepath.Join(c.CacheDir, "ccache") {
+		t.Fatalf("cache: %+v", cc)
+	}
+	if s := cc.Secrets(); len(s) != 2 || s[0] != secret || s[1] != secret {
+		t.Errorf("Secrets() = %v", s)
+	}
+	if c, err := load(t, ""); err != nil || c.Cache != nil {
+		t.Errorf("without cache.conf: %v %v", c.Cache, err)
+	}
+	defaults := project(t, map[string]string{"build.conf": "", "cache.conf": "CACHE_URL=dir:///srv/cache\n"})
+	if c, err := Load(Options{Root: defaults, Environ: []string{}}); err != nil || c.Cache.MaxAge != 30*24*time.Hour || c.Cache.MaxSize != 0 {
+		t.Errorf("defaults: %+v %v", c.Cache, err)
+	}
+
+	for _, tt := range []struct{ conf, want string }{
+		{"CACHE_URL=s3://ak:" + secret + "@h:9000/b\n", "config/cache.conf:1: CACHE_URL: the URL holds credentials"},
+		{"CACHE_URL=http://h:9000/b\n", "CACHE_URL: want dir:///abs/path or s3://"},
+		{"CACHE_URL=s3://h/b\n", "CACHE_URL: want s3://HOST:PORT/BUCKET"},
+		{"CACHE_URL=dir://relative/x\n", "CACHE_URL: want dir:///abs/path (an absolute path)"},
+		{"CACHE_URL=dir:///x\nCACHE_MAX_AGE=soon\n", `config/cache.conf:2: CACHE_MAX_AGE: want a duration such as 30d, 12h or 90m, got "soon"`},
+		{"CACHE_URL=dir:///x\nCOMPILE_CACHE_REMOTE=memcached://:" + secret + "@h\n", "COMPILE_CACHE_REMOTE: want redis://, http:// or file://"},
+		{"CACHE_URL=dir:///x\nCOMPILE_CACHE=sccache\n", "COMPILE_CACHE: want one of ccache, off"},
+		{"CACHE_URL=s3://h:1/b\nCACHE_SECRET_KEY=" + secret + "\n", "CACHE_ACCESS_KEY and CACHE_SECRET_KEY must be set together"},
+		{"CACHE_REGION=x\n", "CACHE_URL: required"},
+	} {
+		root := project(t, map[string]string{"build.conf": "", "cache.conf": tt.conf})
+		_, err := Load(Options{Root: root, Environ: []string{}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error = %v, want %q", tt.conf, err, tt.want)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error leaks the secret: %v", err)
+		}
+	}
+}
+
+// The committed template loads as it is, without warnings.
+func TestCacheConfExample(t *testing.T) {
+	example, err := os.ReadFile("../../config/cache.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := project(t, map[string]string{"build.conf": "", "cache.conf": string(example)})
+	c, err := Load(Options{Root: root, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) > 0 || c.Cache == nil || c.Cache.MaxSize != 50<<30 || c.Cache.CompileCacheRemote == "" {
+		t.Errorf("warnings %v, cache %+v", c.Warnings, c.Cache)
 	}
 }

@@ -55,10 +55,23 @@ type PackOptions struct {
 	Parallel int
 	// NoReuse reads and encodes every file. By default a file whose path,
 	// size, mode, mtime and ctime equal those recorded in the flist already
-	// at the output path takes its blocks from there, after checking that
-	// the store has them, so packing an unchanged tree costs little more
-	// than a walk.
+	// at the output path (or, with ReuseIndex, in that index) takes its
+	// blocks from there, after checking that the store has them, so packing
+	// an unchanged tree costs little more than a walk.
 	NoReuse bool
+	// Time, when set (SOURCE_DATE_EPOCH), is every inode's mtime and
+	// ctime, so the same tree content gives the same flist whenever and
+	// wherever its files were written (the flists are embedded in the
+	// image). A previous flist's times then no longer tell whether a file
+	// changed: reuse needs ReuseIndex.
+	Time *int64
+	// ReuseIndex, when set, is the file that records, for the next pack,
+	// each file's identity on disk (device, inode, size, mode, mtime and
+	// ctime in nanoseconds) and its blocks; reuse then compares against it
+	// instead of the previous flist. Keep it with the build's state, not
+	// with the flist: it names the work tree's inodes. A missing, stale or
+	// corrupt index only means every file is read.
+	ReuseIndex string
 	// Retries is how often a failed store request is retried with
 	// exponential backoff starting at RetryDelay; 0 means DefaultRetries,
 	// negative means none. Authentication and missing-bucket errors are
@@ -164,8 +177,9 @@ type packer struct {
 	log   logrus.FieldLogger
 	stats Stats // walk counters, written by the walk
 
-	prev     map[string]prevFile // regular files of the previous flist at the output path
-	prevWalk int64               // when its walk started (its mtime), Unix seconds
+	prev     map[string]prevFile // regular files of the previous pack (its flist or ReuseIndex), by path
+	prevWalk int64               // the second its walk started in, in the unit of the stamps' times
+	files    []*fileState        // the files of this pack, in walk order, once it succeeded
 	known    map[string]bool     // blob (hex id) -> in the store, settled in bulk before the reuse checks
 
 	walkTime time.Duration
@@ -209,9 +223,10 @@ func (p *packer) snapshot() Stats {
 // fileJob is a regular file whose blocks are still to be written.
 type fileJob struct {
 	ino   int64
-	path  string // on disk
-	fpath string // in the flist
-	in    Inode  // as recorded
+	path  string    // on disk
+	fpath string    // in the flist
+	in    Inode     // as recorded
+	stamp fileStamp // as stat'ed (diskStamp)
 }
 
 // run does the pack. The flist is written under a temporary name; a
@@ -270,6 +285,12 @@ func (p *packer) run(ctx context.Context, srcDir, outFL string) error {
 		}
 	} else if err := out.Commit(); err != nil {
 		return err
+	}
+	if p.opt.ReuseIndex != "" {
+		// Only an optimisation: a pack that cannot record it still succeeded.
+		if err := writeReuseIndex(p.opt.ReuseIndex, walkStart.UnixNano(), p.files); err != nil {
+			p.log.WithError(err).Warn("the next pack will read every file again")
+		}
 	}
 	p.log.Debugf("pack phases: walk %s (in parallel with the blocks), blocks %s, store sync %s, flist commit %s",
 		p.walkTime, packed.Sub(walkStart), synced.Sub(packed), time.Since(synced))
@@ -364,7 +385,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 		}
 		d := list[len(list)-1]
 		list = list[:len(list)-1]
-		ino, err := w.AddInode(inodeOf(d.parent, d.name, &d.st, nil))
+		ino, err := w.AddInode(p.inode(d.parent, d.name, &d.st, nil))
 		if err != nil {
 			return err
 		}
@@ -396,7 +417,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 					return fmt.Errorf("walk: %w", &os.PathError{Op: "readlink", Path: path, Err: err})
 				}
 			}
-			in := inodeOf(ino, name, &st, data)
+			in := p.inode(ino, name, &st, data)
 			child, err := w.AddInode(in)
 			if err != nil {
 				unix.Close(fd)
@@ -406,7 +427,7 @@ func (p *packer) walk(ctx context.Context, w *Writer, srcDir string, root *unix.
 			case unix.S_IFREG:
 				p.stats.Files++
 				p.stats.Bytes += uint64(st.Size)
-				found(fileJob{ino: child, path: path, fpath: fpath, in: in})
+				found(fileJob{ino: child, path: path, fpath: fpath, in: in, stamp: diskStamp(&st)})
 			case unix.S_IFLNK:
 				p.stats.Symlinks++
 			default:
@@ -482,6 +503,15 @@ func (p *packer) textName(path, name string) string {
 	fixed := strings.ToValidUTF8(name, "\uFFFD")
 	p.log.WithField("path", path).Warnf("name is not UTF-8; recorded as %q", fixed)
 	return fixed
+}
+
+// inode describes a file for the flist, with the fixed time when set.
+func (p *packer) inode(parent int64, name string, st *unix.Stat_t, data []byte) Inode {
+	in := inodeOf(parent, name, st, data)
+	if t := p.opt.Time; t != nil {
+		in.Mtime, in.Ctime = *t, *t
+	}
+	return in
 }
 
 func inodeOf(parent int64, name string, st *unix.Stat_t, data []byte) Inode {

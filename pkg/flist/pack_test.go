@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -543,6 +544,162 @@ func TestPackReproducible(t *testing.T) {
 	}
 	if bytes.Equal(first, pack("c.fl")) {
 		t.Fatal("a changed mtime did not change the flist")
+	}
+}
+
+// With a fixed Time (SOURCE_DATE_EPOCH), the same content written at
+// another time, in another folder, gives the same flist; a previous flist at
+// the output path is not trusted for reuse.
+func TestPackFixedTime(t *testing.T) {
+	epoch := int64(1700000000)
+	st := store.NewDir(t.TempDir())
+	out := filepath.Join(t.TempDir(), "fixed.fl")
+	pack := func(src string) []byte {
+		s, err := Pack(ctx, src, out, PackOptions{Store: st, Time: &epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Reused != 0 {
+			t.Errorf("%d files reused from the previous flist", s.Reused)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := t.TempDir(), filepath.Join(t.TempDir(), "elsewhere")
+	makeTree(t, a)
+	if out, err := exec.Command("cp", "-a", a, b).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	if err := filepath.WalkDir(b, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(1e9), unix.NsecToTimespec(1e9)}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pack(a), pack(b)) {
+		t.Fatal("the same content with other times gives another flist")
+	}
+	r, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Walk(ctx, func(path string, in *Inode) error {
+		if in.Mtime != epoch || in.Ctime != epoch {
+			t.Errorf("%s: mtime %d ctime %d, want %d", path, in.Mtime, in.Ctime, epoch)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPackFixedTimeReuse: with a fixed Time the flist cannot tell a
+// changed file, so the ReuseIndex does: a second pack of the unchanged tree
+// reads no file and gives the same bytes; a tree copied elsewhere (other
+// inodes) is read again and gives the same bytes too; a file changed in
+// place is read again; a damaged index is ignored with a warning.
+func TestPackFixedTimeReuse(t *testing.T) {
+	epoch := int64(1700000000)
+	src := filepath.Join(t.TempDir(), "tree")
+	makeTree(t, src)
+	settle(t, src)
+	work := t.TempDir()
+	st := store.NewDir(filepath.Join(work, "store"))
+	fl := filepath.Join(work, "dist", "fixed.fl")
+	index := filepath.Join(work, "state", "fixed.fl.reuse")
+	log, hook := test.NewNullLogger()
+	pack := func(dir string) (Stats, []byte) {
+		t.Helper()
+		s, err := Pack(ctx, dir, fl, PackOptions{Store: st, Time: &epoch, ReuseIndex: index, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, b
+	}
+	first, want := pack(src)
+	if first.Reused != 0 {
+		t.Fatalf("first pack reused %d files", first.Reused)
+	}
+	if _, err := os.Stat(index); err != nil {
+		t.Fatalf("no reuse index: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(fl)); len(entries) != 1 {
+		t.Errorf("the flist's folder holds %d entries; the index belongs elsewhere", len(entries))
+	}
+
+	second, got := pack(src)
+	if second.Reused != first.Files || second.Uploaded != 0 {
+		t.Errorf("unchanged repack: %s; want all %d files reused (none read), no upload", second, first.Files)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the repack with reuse gives another flist")
+	}
+
+	// Another path, other inodes: every file is read, the bytes are the same.
+	moved := filepath.Join(t.TempDir(), "elsewhere")
+	if out, err := exec.Command("cp", "-a", src, moved).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	settle(t, moved)
+	third, got := pack(moved)
+	if third.Reused != 0 || !bytes.Equal(got, want) {
+		t.Errorf("the tree copied elsewhere: %d files reused, same bytes %v; want 0 and true", third.Reused, bytes.Equal(got, want))
+	}
+
+	// A file rewritten in place with the same size and mtime is read again.
+	hello := filepath.Join(moved, "dup/one.txt")
+	var old unix.Stat_t
+	if err := unix.Stat(hello, &old); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] ^= 0x20
+	if err := os.WriteFile(hello, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.UtimesNano(hello, []unix.Timespec{old.Atim, old.Mtim}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, moved)
+	fourth, got := pack(moved)
+	if fourth.Reused != first.Files-1 || bytes.Equal(got, want) {
+		t.Errorf("one file changed in place: %s; want %d files reused and another flist", fourth, first.Files-1)
+	}
+
+	// A damaged index is ignored, with a warning, and replaced.
+	b, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(index, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hook.Reset()
+	fifth, _ := pack(moved)
+	warned := false
+	for _, e := range hook.AllEntries() {
+		warned = warned || (e.Level == logrus.WarnLevel && strings.Contains(e.Message, "reuse index ignored"))
+	}
+	if fifth.Reused != 0 || !warned {
+		t.Errorf("damaged index: %d files reused, warned %v", fifth.Reused, warned)
+	}
+	if sixth, _ := pack(moved); sixth.Reused != first.Files {
+		t.Errorf("after the index was rewritten: %d files reused, want %d", sixth.Reused, first.Files)
 	}
 }
 

@@ -172,7 +172,11 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 			}
 		}()
 	}
-	if !p.opt.NoReuse {
+	switch {
+	case p.opt.NoReuse:
+	case p.opt.ReuseIndex != "":
+		p.loadReuseIndex(p.opt.ReuseIndex)
+	case p.opt.Time == nil:
 		p.loadPrevious(ctx, outFL)
 	}
 	err := p.askStore(ctx)
@@ -195,6 +199,7 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 	case walkErr != nil:
 		return walkErr
 	}
+	p.files = q.files
 	for _, f := range q.files {
 		if err := w.AddBlocks(f.job.ino, f.blocks); err != nil {
 			return err
@@ -372,9 +377,9 @@ func (p *packer) fail(ctx context.Context, f *fileState, err error) {
 	p.cancel()
 }
 
-// prevFile is a regular file of the previous flist at the output path.
+// prevFile is a regular file of the previous pack.
 type prevFile struct {
-	in     Inode
+	stamp  fileStamp
 	blocks []Block
 }
 
@@ -460,23 +465,27 @@ func previousFiles(ctx context.Context, r *Reader) (map[string]prevFile, error) 
 		case TypeDir:
 			dirs[in.Ino] = fpath
 		case TypeRegular:
-			prev[fpath] = prevFile{in: in, blocks: blocks[in.Ino]}
+			prev[fpath] = prevFile{stamp: recordStamp(&in), blocks: blocks[in.Ino]}
 		}
 	}
 	return prev, rows.Err()
 }
 
 // reusable returns the previous blocks of a file that has not changed: same
-// path, size, mode, mtime and ctime, and a ctime and mtime from before the
-// second the previous walk started (a change within the second of the stat
-// would not show in whole-second times).
+// path and stamp (size, mode, mtime and ctime; with a ReuseIndex also the
+// inode, and times to the nanosecond), and a ctime and mtime from before
+// the second the previous walk started (a change within the second of the
+// stat would not show in whole-second times).
 func (p *packer) reusable(job fileJob) ([]Block, bool) {
 	pf, ok := p.prev[job.fpath]
-	cur := &job.in
-	if !ok || pf.in.Size != cur.Size || pf.in.Mode != cur.Mode || pf.in.Mtime != cur.Mtime || pf.in.Ctime != cur.Ctime {
+	cur := recordStamp(&job.in)
+	if p.opt.ReuseIndex != "" {
+		cur = job.stamp
+	}
+	if !ok || pf.stamp != cur {
 		return nil, false
 	}
-	if pf.in.Ctime >= p.prevWalk || pf.in.Mtime >= p.prevWalk || uint64(len(pf.blocks)) != blocksFor(cur.Size) {
+	if pf.stamp.Ctime >= p.prevWalk || pf.stamp.Mtime >= p.prevWalk || uint64(len(pf.blocks)) != blocksFor(cur.Size) {
 		return nil, false
 	}
 	return append([]Block{}, pf.blocks...), true // non-nil even for an empty file

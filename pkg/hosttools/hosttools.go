@@ -41,6 +41,7 @@ func known() map[string]Tool {
 		{"xz", "xz-utils", "xz"},
 		{"depmod", "kmod", "kmod"},
 		{"upx", "none in Debian 12 (upx-ucl in later releases)", "upx"},
+		{"ccache", "ccache", "ccache"},
 		{"podman", "podman", "podman"},
 		{"docker", "docker.io", "docker"},
 	} {

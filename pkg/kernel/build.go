@@ -52,18 +52,26 @@ type Options struct {
 	SourceDateEpoch int64
 	// Depmod is the depmod binary; "" means depmod from PATH.
 	Depmod string
-	Log    logrus.FieldLogger
+	// Env is added to make's environment (the compile cache's PATH and
+	// settings). It must not change what is built.
+	Env []string
+	Log logrus.FieldLogger
 }
 
-func (o Options) makeArgs(targets ...string) []string {
+func (o Options) makeArgs(targets ...string) ([]string, error) {
 	jobs := o.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	return append([]string{"ARCH=x86_64", "-j" + strconv.Itoa(jobs)}, targets...)
+	obj, err := filepath.Abs(Layout{o.Dir}.Objtree())
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{"ARCH=x86_64", "-j" + strconv.Itoa(jobs), "O=" + obj}, targets...), nil
 }
 
-func (o Options) env() []string {
+// kbuildEnv fixes what kbuild would take from the machine and the clock.
+func (o Options) kbuildEnv() []string {
 	// Fixed user, host and build number (which kbuild otherwise counts up in
 	// .version) keep the image the same from build to build.
 	env := []string{"KBUILD_BUILD_USER=zosbuilder", "KBUILD_BUILD_HOST=zosbuilder", "KBUILD_BUILD_VERSION=1"}
@@ -76,8 +84,36 @@ func (o Options) env() []string {
 
 func (o Options) make(ctx context.Context, step string, targets ...string) error {
 	l := Layout{o.Dir}
+	args, err := o.makeArgs(targets...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
 	logging.OrDiscard(o.Log).Infof("kernel: make %s (log %s)", strings.Join(targets, " "), filepath.Join(l.Logs(), step+".log"))
-	return runLogged(ctx, l.Tree(), l.Logs(), step, o.env(), "make", o.makeArgs(targets...)...)
+	start := time.Now()
+	cpu, err := runLogged(ctx, l.Tree(), l.Logs(), step, append(o.kbuildEnv(), o.Env...), "make", args...)
+	if err == nil {
+		logging.OrDiscard(o.Log).Infof("kernel: make %s: %s, %s CPU", step, time.Since(start).Round(100*time.Millisecond), cpu.Round(100*time.Millisecond))
+	}
+	return err
+}
+
+// prepareObjtree makes the objtree, or empties it when it was built from
+// another source than the tree holds (its stamp differs).
+func prepareObjtree(l Layout) error {
+	want, err := os.ReadFile(filepath.Join(l.Tree(), stampName))
+	if err != nil {
+		return fmt.Errorf("kernel objtree: the source is not in place: %w", err)
+	}
+	if have, err := os.ReadFile(filepath.Join(l.Objtree(), stampName)); err == nil && string(have) == string(want) {
+		return nil
+	}
+	if err := os.RemoveAll(l.Objtree()); err != nil {
+		return fmt.Errorf("kernel objtree: %w", err)
+	}
+	if err := os.MkdirAll(l.Objtree(), 0o755); err != nil {
+		return fmt.Errorf("kernel objtree: %w", err)
+	}
+	return os.WriteFile(filepath.Join(l.Objtree(), stampName), want, 0o644)
 }
 
 // Configure writes the tree's .config from ConfigPath with the
@@ -86,13 +122,20 @@ func (o Options) make(ctx context.Context, step string, targets ...string) error
 // that olddefconfig dropped (the caller warns). A dropped required option
 // is an error wrapping ErrRequiredOption.
 func Configure(ctx context.Context, opt Options, initramfs string) ([]Dropped, error) {
-	return configure(ctx, opt, initramfs, filepath.Join(Layout{opt.Dir}.Tree(), ".config"))
+	l := Layout{opt.Dir}
+	if err := prepareObjtree(l); err != nil {
+		return nil, err
+	}
+	return configure(ctx, opt, initramfs, filepath.Join(l.Objtree(), ".config"))
 }
 
 // CheckConfig is Configure on a scratch copy (KCONFIG_CONFIG), leaving the
 // tree's .config and build alone: it tells what olddefconfig would drop
 // from ConfigPath on this source.
 func CheckConfig(ctx context.Context, opt Options) ([]Dropped, error) {
+	if err := prepareObjtree(Layout{opt.Dir}); err != nil {
+		return nil, err
+	}
 	scratch := filepath.Join(opt.Dir, ".check.config")
 	defer os.Remove(scratch)
 	defer os.Remove(scratch + ".old")
@@ -158,7 +201,7 @@ func BuildModules(ctx context.Context, opt Options) (string, []Dropped, error) {
 	if err := opt.make(ctx, "modules", "vmlinux", "modules"); err != nil {
 		return "", dropped, fmt.Errorf("build kernel modules: %w", err)
 	}
-	if err := CheckRelease(l.Tree(), opt.FullVersion); err != nil {
+	if err := CheckRelease(l.Objtree(), opt.FullVersion); err != nil {
 		return "", dropped, err
 	}
 	if err := removeLeftovers(opt.Dir); err != nil {
@@ -252,16 +295,16 @@ func BuildImage(ctx context.Context, opt Options, img ImageOptions) ([]Dropped, 
 	if err != nil {
 		return nil, err
 	}
-	if err := forgetStaleInitramfs(l.Tree(), initramfs); err != nil {
+	if err := forgetStaleInitramfs(l.Objtree(), initramfs); err != nil {
 		return dropped, err
 	}
 	if err := opt.make(ctx, "bzImage", "bzImage"); err != nil {
 		return dropped, fmt.Errorf("build kernel: %w", err)
 	}
-	if err := CheckRelease(l.Tree(), opt.FullVersion); err != nil {
+	if err := CheckRelease(l.Objtree(), opt.FullVersion); err != nil {
 		return dropped, err
 	}
-	bz := filepath.Join(l.Tree(), "arch", "x86", "boot", "bzImage")
+	bz := filepath.Join(l.Objtree(), "arch", "x86", "boot", "bzImage")
 	if _, err := VerifyEmbedded(ctx, bz, initramfs, img.BuildID); err != nil {
 		return dropped, err
 	}
@@ -275,8 +318,8 @@ func BuildImage(ctx context.Context, opt Options, img ImageOptions) ([]Dropped, 
 // when its content differs from the one to embed. Make decides by
 // timestamps, and an initramfs rewritten with an old mtime (a reproducible
 // build, a restored cache) would otherwise leave the previous one inside.
-func forgetStaleInitramfs(tree, initramfs string) error {
-	inc := filepath.Join(tree, "usr", "initramfs_inc_data")
+func forgetStaleInitramfs(objtree, initramfs string) error {
+	inc := filepath.Join(objtree, "usr", "initramfs_inc_data")
 	have, err := download.HashFile(inc)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -291,7 +334,7 @@ func forgetStaleInitramfs(tree, initramfs string) error {
 	if have == want {
 		return nil
 	}
-	for _, f := range []string{inc, filepath.Join(tree, "usr", "initramfs_data.o")} {
+	for _, f := range []string{inc, filepath.Join(objtree, "usr", "initramfs_data.o")} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("build kernel: %w", err)
 		}

@@ -210,10 +210,13 @@ func checkModules(t *testing.T, root, full string) {
 // testConfig writes tinyconfig plus testFragment to work/test-kernel.config.
 func testConfig(t *testing.T, ctx context.Context, work, tree string) string {
 	t.Helper()
-	if err := runLogged(ctx, tree, Layout{work}.Logs(), "tinyconfig", nil, "make", "ARCH=x86_64", "tinyconfig"); err != nil {
+	// In a scratch objtree: the source tree itself must stay clean for
+	// out-of-tree builds.
+	scratch := filepath.Join(work, "tinyconfig")
+	if _, err := runLogged(ctx, tree, Layout{work}.Logs(), "tinyconfig", nil, "make", "ARCH=x86_64", "O="+scratch, "tinyconfig"); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ReadConfig(filepath.Join(tree, ".config"))
+	cfg, err := ReadConfig(filepath.Join(scratch, ".config"))
 	if err != nil {
 		t.Fatal(err)
 	}

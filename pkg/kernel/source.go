@@ -28,8 +28,15 @@ var ErrNotListed = errors.New("tarball not listed in sha256sums.asc")
 // Layout names the paths inside the kernel work directory (KERNEL_DIR).
 type Layout struct{ Dir string }
 
-// Tree is the extracted source, built in place.
+// Tree is the extracted source, kept as the tarball made it.
 func (l Layout) Tree() string { return filepath.Join(l.Dir, "linux") }
+
+// Objtree is where the kernel is built (make O=): generated files and
+// objects, apart from the source. It is a direct subfolder of the source
+// because kbuild then names the source "..", so every recorded command and
+// path is relative and a tree built in one work folder (or restored from
+// the artifact cache) is up to date in any other.
+func (l Layout) Objtree() string { return filepath.Join(l.Tree(), "out") }
 
 // ModulesRoot receives modules_install: it holds lib/modules/FULL_VERSION.
 func (l Layout) ModulesRoot() string { return filepath.Join(l.Dir, "modules-root") }
@@ -37,9 +44,14 @@ func (l Layout) ModulesRoot() string { return filepath.Join(l.Dir, "modules-root
 // Logs holds one make log per step.
 func (l Layout) Logs() string { return filepath.Join(l.Dir, "logs") }
 
-// stampName records, inside the tree, the sha256 of the tarball it was
-// extracted from.
+// stampName records, inside the source tree and inside the objtree, the
+// sha256 of the tarball the source was extracted from.
 const stampName = ".zosbuilder-source"
+
+// stampText is the stamp for a tarball sha256. Its first word changes with
+// the tree layout, so a tree of another layout (built in place, before
+// objtrees) is extracted afresh.
+func stampText(sum string) string { return "objtree sha256 " + sum + "\n" }
 
 // SourceOptions says where the kernel source comes from.
 type SourceOptions struct {
@@ -66,8 +78,9 @@ type SourceOptions struct {
 // Source makes Layout{dir}.Tree() hold the kernel source and returns it.
 // The tarball is downloaded and verified (or taken from opt.Tarball) and
 // extracted into a temporary directory that is renamed into place. A tree
-// whose stamp records the same tarball hash is kept as it is, build
-// objects included.
+// whose stamp records the same tarball hash is kept as it is. The objtree
+// is kept across a fresh extraction when it was built from the same
+// tarball (restored from the artifact cache before the source was there).
 func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) {
 	l := Layout{dir}
 	tarball, err := sourceTarball(ctx, opt)
@@ -78,8 +91,8 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
-	stamp := "sha256 " + sum + "\n"
-	if b, err := os.ReadFile(filepath.Join(l.Tree(), stampName)); err == nil && string(b) == stamp {
+	stamp := stampText(sum)
+	if hasStamp(l.Tree(), stamp) {
 		logging.OrDiscard(opt.Log).Infof("kernel source %s already extracted", l.Tree())
 		return l.Tree(), checkTreeVersion(l.Tree(), opt.Version)
 	}
@@ -101,10 +114,34 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 	if err := os.WriteFile(filepath.Join(tmp, stampName), []byte(stamp), 0o644); err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
+	if hasStamp(l.Objtree(), stamp) {
+		if err := os.Rename(l.Objtree(), filepath.Join(tmp, filepath.Base(l.Objtree()))); err != nil {
+			return "", fmt.Errorf("kernel source: keep the objtree: %w", err)
+		}
+	}
 	if err := replaceDir(tmp, l.Tree()); err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
 	return l.Tree(), nil
+}
+
+func hasStamp(dir, stamp string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, stampName))
+	return err == nil && string(b) == stamp
+}
+
+// SourceSHA256 is the sha256 of the kernel source tarball Source would
+// extract, known without downloading it: KERNEL_SHA256, else the mirror's
+// sha256sums.asc entry, else (KERNEL_SOURCE_TARBALL) the local file's hash.
+func SourceSHA256(ctx context.Context, opt SourceOptions) (string, error) {
+	if opt.Tarball != "" {
+		sum, err := download.HashFile(opt.Tarball)
+		if err != nil {
+			return "", fmt.Errorf("KERNEL_SOURCE_TARBALL: %w", err)
+		}
+		return sum, nil
+	}
+	return fromMirrors(opt, func(base, name string) (string, error) { return tarballSum(ctx, opt, base, name) })
 }
 
 // sourceTarball returns the local path of the verified tarball.
@@ -115,6 +152,12 @@ func sourceTarball(ctx context.Context, opt SourceOptions) (string, error) {
 		}
 		return opt.Tarball, nil
 	}
+	return fromMirrors(opt, func(base, name string) (string, error) { return tarballFrom(ctx, opt, base, name) })
+}
+
+// fromMirrors calls get with each directory MirrorDirs lists until one
+// holds the tarball.
+func fromMirrors(opt SourceOptions, get func(base, name string) (string, error)) (string, error) {
 	if opt.Fetcher == nil || opt.URL == "" {
 		return "", errors.New("kernel source: neither KERNEL_SOURCE_TARBALL nor KERNEL_SOURCE_URL is set")
 	}
@@ -122,13 +165,13 @@ func sourceTarball(ctx context.Context, opt SourceOptions) (string, error) {
 	dirs := MirrorDirs(opt.URL, opt.Version)
 	var errs []error
 	for i, base := range dirs {
-		p, err := tarballFrom(ctx, opt, base, name)
+		v, err := get(base, name)
 		if err == nil {
 			if i > 0 {
 				logging.OrDiscard(opt.Log).Infof("KERNEL_SOURCE_URL %s holds no %s; using %s (the v<major>.x/ directory of the original's form)",
 					download.Redact(opt.URL), name, download.Redact(base))
 			}
-			return p, nil
+			return v, nil
 		}
 		errs = append(errs, err)
 		if !notFound(err) {
@@ -163,18 +206,29 @@ func MirrorDirs(sourceURL, version string) []string {
 	return []string{base, base + "v" + major + ".x/"}
 }
 
+// tarballSum returns the sha256 of name: KERNEL_SHA256, else the entry of
+// base's sha256sums.asc.
+func tarballSum(ctx context.Context, opt SourceOptions, base, name string) (string, error) {
+	if sum := strings.ToLower(strings.TrimSpace(opt.SHA256)); sum != "" {
+		return sum, nil
+	}
+	sums := base + "sha256sums.asc"
+	list, err := opt.Fetcher.Bytes(ctx, sums)
+	if err != nil {
+		return "", fmt.Errorf("kernel source checksum: %w", err)
+	}
+	sum, err := ListedSHA256(list, name)
+	if err != nil {
+		return "", fmt.Errorf("kernel source checksum from %s: %w", download.Redact(sums), err)
+	}
+	return sum, nil
+}
+
 // tarballFrom fetches and verifies name from the mirror directory base.
 func tarballFrom(ctx context.Context, opt SourceOptions, base, name string) (string, error) {
-	sum := strings.ToLower(strings.TrimSpace(opt.SHA256))
-	if sum == "" {
-		sums := base + "sha256sums.asc"
-		list, err := opt.Fetcher.Bytes(ctx, sums)
-		if err != nil {
-			return "", fmt.Errorf("kernel source checksum: %w", err)
-		}
-		if sum, err = ListedSHA256(list, name); err != nil {
-			return "", fmt.Errorf("kernel source checksum from %s: %w", download.Redact(sums), err)
-		}
+	sum, err := tarballSum(ctx, opt, base, name)
+	if err != nil {
+		return "", err
 	}
 	p, err := opt.Fetcher.File(ctx, base+name, sum)
 	if err != nil {

@@ -104,6 +104,8 @@ type marker struct {
 	Started     time.Time `json:"started"`
 	DurationMS  int64     `json:"duration_ms"`
 	Error       string    `json:"error,omitempty"`
+	// Cache is what the artifact cache did in this run, when the stage has one.
+	Cache *CacheResult `json:"cache,omitempty"`
 	// Cancelled marks a run stopped because another stage failed or the
 	// build was interrupted, as opposed to a failure of its own.
 	Cancelled bool `json:"cancelled,omitempty"`

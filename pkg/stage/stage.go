@@ -172,8 +172,10 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.writeRecord(runningPath(e.opt.Dir, s.Name), m); err != nil {
 		return fail(err)
 	}
-	runErr := s.Run(ctx, log)
+	runCtx, cache := withCacheReport(ctx)
+	runErr := s.Run(runCtx, log)
 	took := time.Since(m.Started)
+	m.Cache = cache.result()
 	m.DurationMS = took.Milliseconds()
 	_ = os.Remove(runningPath(e.opt.Dir, s.Name))
 	if ctx.Err() != nil {
@@ -203,7 +205,7 @@ func (e *Engine) Run(ctx context.Context, s Stage) error {
 	if err := e.hashes.save(); err != nil {
 		log.Debugf("save hash cache: %v", err)
 	}
-	log.Infof("done in %s", took.Round(10*time.Millisecond))
+	log.Infof("done in %s%s", took.Round(10*time.Millisecond), m.Cache.logSuffix())
 	return nil
 }
 

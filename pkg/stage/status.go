@@ -29,6 +29,9 @@ type Row struct {
 	When  time.Time // start of the last recorded attempt
 	Took  time.Duration
 	Why   string // why the stage would run next time
+	// Cache is what the artifact cache did in the recorded run ("hit",
+	// "1 hit, 2 misses"), or "-".
+	Cache string
 }
 
 // Status reports every stage without running anything. stages must be in
@@ -37,7 +40,7 @@ func (e *Engine) Status(stages []Stage) ([]Row, error) {
 	var rows []Row
 	state := map[string]State{}
 	for _, s := range stages {
-		r := Row{Name: s.Name}
+		r := Row{Name: s.Name, Cache: "-"}
 		cur, err := e.inputs(s)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
@@ -57,6 +60,7 @@ func (e *Engine) Status(stages []Stage) ([]Row, error) {
 			r.State = Never
 		default:
 			r.When, r.Took = done.Started, time.Duration(done.DurationMS)*time.Millisecond
+			r.Cache = done.Cache.Summary()
 			r.State = Done
 			if why := e.staleReason(s, cur); why != "" {
 				r.State, r.Why = Stale, why
@@ -76,7 +80,7 @@ func (e *Engine) Status(stages []Stage) ([]Row, error) {
 // PrintStatus writes rows as an aligned table.
 func PrintStatus(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tSTATE\tWHEN\tTOOK\tWHY")
+	fmt.Fprintln(tw, "STAGE\tSTATE\tWHEN\tTOOK\tCACHE\tWHY")
 	for _, r := range rows {
 		when, took := "-", "-"
 		if !r.When.IsZero() {
@@ -89,7 +93,11 @@ func PrintStatus(w io.Writer, rows []Row) error {
 		if why == "" {
 			why = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, when, took, why)
+		cache := r.Cache
+		if cache == "" {
+			cache = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, when, took, cache, why)
 	}
 	return tw.Flush()
 }
