@@ -133,14 +133,15 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 }
 
 // goalStatus is "met" by wall clock, "met by CPU" when only the
-// load-independent figure reaches the goal (the machine was shared), or
-// "NOT met".
+// load-independent figure reaches the goal, or "NOT met". Wall clock falls
+// short of CPU when the cores were shared with other work or left idle by
+// the pack (waiting on writes): CPU busy in the table tells which.
 func goalStatus(wall, cpu bool) string {
 	switch {
 	case wall:
 		return "met"
 	case cpu:
-		return "met by CPU (wall clock short: the cores were shared)"
+		return "met by CPU only (wall clock short: the cores were shared or idle, see CPU busy)"
 	default:
 		return "NOT met"
 	}
