@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
 	"github.com/threefoldtech/zosbuilder/pkg/download"
 )
@@ -169,7 +170,7 @@ func fromMirrors(opt SourceOptions, get func(base, name string) (string, error))
 		if err == nil {
 			if i > 0 {
 				logging.OrDiscard(opt.Log).Infof("KERNEL_SOURCE_URL %s holds no %s; using %s (the v<major>.x/ directory of the original's form)",
-					download.Redact(opt.URL), name, download.Redact(base))
+					redact.MaskURL(opt.URL), name, redact.MaskURL(base))
 			}
 			return v, nil
 		}
@@ -180,7 +181,7 @@ func fromMirrors(opt SourceOptions, get func(base, name string) (string, error))
 	}
 	if len(errs) > 1 {
 		return "", fmt.Errorf("kernel source: neither %s nor %s serves %s: %w",
-			download.Redact(dirs[0]), download.Redact(dirs[1]), name, errors.Join(errs...))
+			redact.MaskURL(dirs[0]), redact.MaskURL(dirs[1]), name, errors.Join(errs...))
 	}
 	return "", errs[0]
 }
@@ -219,7 +220,7 @@ func tarballSum(ctx context.Context, opt SourceOptions, base, name string) (stri
 	}
 	sum, err := ListedSHA256(list, name)
 	if err != nil {
-		return "", fmt.Errorf("kernel source checksum from %s: %w", download.Redact(sums), err)
+		return "", fmt.Errorf("kernel source checksum from %s: %w", redact.MaskURL(sums), err)
 	}
 	return sum, nil
 }
