@@ -233,7 +233,7 @@ func BuildModules(ctx context.Context, opt Options) (string, []Dropped, error) {
 	if err := depmod(ctx, opt.Depmod, tmp, opt.FullVersion); err != nil {
 		return "", dropped, err
 	}
-	if err := replaceDir(tmp, l.ModulesRoot()); err != nil {
+	if err := fsutil.ReplaceDir(tmp, l.ModulesRoot()); err != nil {
 		return "", dropped, fmt.Errorf("install kernel modules: %w", err)
 	}
 	return l.ModulesRoot(), dropped, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
 	"github.com/threefoldtech/zosbuilder/internal/redact"
 	"github.com/threefoldtech/zosbuilder/pkg/archive"
@@ -120,7 +121,7 @@ func Source(ctx context.Context, dir string, opt SourceOptions) (string, error) 
 			return "", fmt.Errorf("kernel source: keep the objtree: %w", err)
 		}
 	}
-	if err := replaceDir(tmp, l.Tree()); err != nil {
+	if err := fsutil.ReplaceDir(tmp, l.Tree()); err != nil {
 		return "", fmt.Errorf("kernel source: %w", err)
 	}
 	return l.Tree(), nil
@@ -331,25 +332,6 @@ func checkTreeVersion(tree, want string) error {
 	}
 	if got != want {
 		return fmt.Errorf("%w: the source is version %s, KERNEL_VERSION is %s", ErrVersionMismatch, got, want)
-	}
-	return nil
-}
-
-// replaceDir renames src to dst, moving an existing dst aside first and
-// deleting it after, so dst is never half-written.
-func replaceDir(src, dst string) error {
-	old := ""
-	if _, err := os.Stat(dst); err == nil {
-		old = filepath.Join(filepath.Dir(dst), ".old-"+filepath.Base(src))
-		if err := os.Rename(dst, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return err
-	}
-	if old != "" {
-		return os.RemoveAll(old)
 	}
 	return nil
 }
