@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,31 +267,13 @@ func (b *OfflineBuild) Boot(t *testing.T, opt BootOptions) (int, string) {
 	if timeout == 0 {
 		timeout = 900
 	}
-	logFile := filepath.Join(t.TempDir(), "console.log")
 	args := []string{"--kernel", b.Path("work/offline/dist/vmlinuz.efi"), "--memory", "512M", "--net", "restricted",
-		"--accel", "tcg", "--timeout", strconv.Itoa(timeout), "--log", logFile}
+		"--accel", "tcg", "--timeout", strconv.Itoa(timeout)}
 	if opt.Store {
 		args = append(args, "--store", b.Path("work/offline/dist/flists/store"))
 	}
 	if opt.Append != "" {
 		args = append(args, "--append", opt.Append)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeout+120)*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(t), "runit.sh"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("runit.sh: %v", err)
-	}
-	console, _ := os.ReadFile(logFile)
-	t.Logf("runit.sh %s: exit %d after %s\n%s", strings.Join(args, " "), code, time.Since(start).Round(time.Second), stderr.String())
-	return code, string(console)
+	return testutil.Runit(t, filepath.Join(repoRoot(t), "runit.sh"), time.Duration(timeout+120)*time.Second, args...)
 }

@@ -1,7 +1,6 @@
 package initramfs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -82,45 +81,15 @@ func bootRoot(t *testing.T, kver string, zinit bool) string {
 	return root
 }
 
-// boot packs root with Pack and boots it with runit.sh; it returns the
-// exit code and the console log.
+// boot boots kernel (with initrd, unless empty) with runit.sh; it returns
+// the exit code and the console log.
 func boot(t *testing.T, kernel, initrd string, args ...string) (int, string) {
 	t.Helper()
-	logFile := filepath.Join(t.TempDir(), "console.log")
-	args = append([]string{"--kernel", kernel, "--log", logFile, "--memory", "1G", "--net", "none", "--timeout", vmTimeout}, args...)
+	args = append([]string{"--kernel", kernel, "--memory", "1G", "--net", "none", "--timeout", vmTimeout}, args...)
 	if initrd != "" {
 		args = append(args, "--initrd", initrd)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, runit, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run() // stdout is the console, also in logFile
-	code := 0
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("runit.sh: %v", err)
-	}
-	console, _ := os.ReadFile(logFile)
-	t.Logf("runit.sh %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
-	requireNoVM(t, logFile)
-	return code, string(console)
-}
-
-// requireNoVM fails when a QEMU started for logFile still runs: runit.sh
-// must never leave one behind.
-func requireNoVM(t *testing.T, logFile string) {
-	t.Helper()
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(logFile)) {
-			t.Errorf("a VM is still running after runit.sh returned: %s", strings.ReplaceAll(string(b), "\x00", " "))
-		}
-	}
+	return testutil.Runit(t, runit, 10*time.Minute, args...)
 }
 
 // TestBootDebianKernel is the end-to-end test: the fixture rootfs packed
