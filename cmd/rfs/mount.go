@@ -86,7 +86,11 @@ func (mo *mountOptions) absolute() error {
 // coming back.
 func checkTarget(target string, log logrus.FieldLogger) error {
 	for detached := false; ; detached = true {
-		st, err := os.Stat(target)
+		var st os.FileInfo
+		err := retryEIO(func() (err error) {
+			st, err = os.Stat(target)
+			return err
+		})
 		dead := disconnected(err)
 		var fstype string
 		var mounted bool

@@ -73,17 +73,30 @@ func parseMountinfo(r io.Reader) ([]mountinfoLine, error) {
 // server that does not answer within a few seconds is taken as alive but
 // slow.
 func deadFUSE(dir string) bool {
-	res := make(chan error, 1)
-	go func() {
-		var st syscall.Statfs_t
-		res <- syscall.Statfs(dir, &st)
-	}()
-	select {
-	case err := <-res:
-		return disconnected(err)
-	case <-time.After(3 * time.Second):
-		return false
+	return disconnected(retryEIO(func() error {
+		res := make(chan error, 1)
+		go func() {
+			var st syscall.Statfs_t
+			res <- syscall.Statfs(dir, &st)
+		}()
+		select {
+		case err := <-res:
+			return err
+		case <-time.After(3 * time.Second):
+			return nil
+		}
+	}))
+}
+
+// retryEIO calls op again if it failed with EIO: a request the server was
+// reading when it died ends with EIO, and the next one, made after the
+// kernel has aborted the connection, gets the disconnected error.
+func retryEIO(op func() error) error {
+	err := op()
+	if errors.Is(err, syscall.EIO) {
+		err = op()
 	}
+	return err
 }
 
 // disconnected reports whether err is the kernel's answer for a FUSE mount
