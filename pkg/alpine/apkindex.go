@@ -147,23 +147,19 @@ func decodeChecksum(v string) ([]byte, error) {
 }
 
 // splitGzip splits data into its concatenated gzip members. Signed apk
-// files are such concatenations: signature, control, data.
+// files and indexes are a signature member followed by the signed ones.
+// Each member's decompressed size is bounded (memberEnd): a hostile index
+// cannot make the split decompress without end.
 func splitGzip(data []byte) ([][]byte, error) {
 	var parts [][]byte
-	r := bytes.NewReader(data)
-	for r.Len() > 0 {
-		start := len(data) - r.Len()
-		// bytes.Reader is an io.ByteReader, so the decompressor reads
-		// exactly one member and leaves r at the next.
-		zr, err := gzip.NewReader(r)
+	c := &countingReader{r: bufio.NewReader(bytes.NewReader(data))}
+	for c.n < int64(len(data)) {
+		start := c.n
+		end, err := memberEnd(c)
 		if err != nil {
 			return nil, fmt.Errorf("gzip member at byte %d: %w", start, err)
 		}
-		zr.Multistream(false)
-		if _, err := io.Copy(io.Discard, zr); err != nil {
-			return nil, fmt.Errorf("gzip member at byte %d: %w", start, err)
-		}
-		parts = append(parts, data[start:len(data)-r.Len()])
+		parts = append(parts, data[start:end])
 	}
 	return parts, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +132,35 @@ func TestRealIndexRefusesTampering(t *testing.T) {
 	if _, err := ReadIndex(cat(outsider.sign(t, body), body), trustStranger); err != nil {
 		t.Errorf("index re-signed by a trusted key: %v", err)
 	}
+}
+
+// A member that decompresses past maxMember is refused while the index is
+// split, before anything reads it: a few kilobytes must not cost minutes of
+// decompression.
+func TestReadIndexBoundsMemberSize(t *testing.T) {
+	parts, err := splitGzip(readReal(t, realIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	if _, err := io.CopyN(zw, zeroReader{}, maxMember+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadIndex(append(bytes.Clone(parts[0]), bomb.Bytes()...), realKeys(t, realKeyName))
+	if err == nil || !strings.Contains(err.Error(), "decompresses to more than") {
+		t.Fatalf("index with a %d-byte member of %d zeros: err = %v", bomb.Len(), maxMember+1, err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // The real package's control member hashes to its published Q1 checksum,
