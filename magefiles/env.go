@@ -8,7 +8,12 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/threefoldtech/zosbuilder/internal/pipeline"
+	"github.com/threefoldtech/zosbuilder/internal/procs"
 )
+
+// The targets' goroutines spend much of their time in blocking file system
+// calls (flist packs above all): see internal/procs.
+func init() { procs.ForBlockingIO() }
 
 var loaded struct {
 	once sync.Once
