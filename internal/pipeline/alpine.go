@@ -10,6 +10,7 @@ import (
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/pkg/alpine"
 	"github.com/threefoldtech/zosbuilder/pkg/config"
+	"github.com/threefoldtech/zosbuilder/pkg/firmware"
 	"github.com/threefoldtech/zosbuilder/pkg/stage"
 )
 
@@ -94,7 +95,30 @@ func (e *Env) baseShaping() (cfg map[string]string, inputs []string) {
 	// Where components go, not their versions: a new build of a component
 	// replaces its binary; a component gone or moved leaves one behind.
 	cfg["component install paths"] = strings.Join(e.componentPaths(), " ")
+	// Which firmware entries FIRMWARE_DIR serves, not their files: an entry
+	// whose folder empties goes to its Alpine package and leaves the copy
+	// behind; one whose folder fills leaves its package in apk's database.
+	cfg["firmware entries from FIRMWARE_DIR"] = strings.Join(e.firmwareFromDir(), " ")
 	return cfg, []string{e.configFile(config.PackagesFile), e.configFile(config.FirmwareFile)}
+}
+
+// firmwareFromDir lists the firmware.conf entries that firmware.Select takes
+// from FIRMWARE_DIR rather than from an Alpine package. An unreadable
+// folder is listed with a mark: alpine_firmware then fails on it, naming it.
+func (e *Env) firmwareFromDir() []string {
+	if e.cfg.FirmwareDir == "" {
+		return nil
+	}
+	var out []string
+	for _, name := range e.cfg.FirmwareNames() {
+		switch has, err := firmware.HasFiles(filepath.Join(e.cfg.FirmwareDir, name)); {
+		case err != nil:
+			out = append(out, name+"(unreadable)")
+		case has:
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func alpineConfigure(e *Env) stage.Stage {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/threefoldtech/zosbuilder/pkg/config"
 	"github.com/threefoldtech/zosbuilder/pkg/firmware"
@@ -36,8 +37,27 @@ func TestChangesThatRebuildTheImageFromScratch(t *testing.T) {
 			}
 		}
 	}
+	firmwareFile := func(entry string, remove bool) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			t.Helper()
+			p := filepath.Join(root, "firmware", entry, "blob.fw")
+			if remove {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(time.Now().String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, tt := range []struct {
 		name    string
+		setup   func(t *testing.T, root string) // before the first build
 		edit    func(t *testing.T, root string)
 		environ []string
 		restart bool // alpine_extract reruns
@@ -46,6 +66,8 @@ func TestChangesThatRebuildTheImageFromScratch(t *testing.T) {
 		{name: "package removed", edit: editLine(config.PackagesFile, "\nbusybox-binsh\n", "\n"), restart: true},
 		{name: "firmware entry removed", edit: editLine(config.FirmwareFile, "\nbnx2x\n", "\n"), restart: true},
 		{name: "component removed", edit: editLine(config.SourcesFile, "release  corex", "# release  corex"), restart: true},
+		{name: "firmware folder filled: the entry leaves its package", edit: firmwareFile("bnx2x", false), restart: true},
+		{name: "firmware folder emptied: the entry goes to its package", setup: firmwareFile("bnx2x", false), edit: firmwareFile("bnx2x", true), restart: true},
 		{name: "ENABLE_STRIP changed", environ: []string{"ENABLE_STRIP=false"}, restart: true},
 		{name: "ENABLE_UPX changed", environ: []string{"ENABLE_UPX=false"}, restart: true},
 		{name: "ZEROOS_BRANDING changed", environ: []string{"ZEROOS_BRANDING=false"}, restart: true},
@@ -54,9 +76,13 @@ func TestChangesThatRebuildTheImageFromScratch(t *testing.T) {
 		{name: "module removed", edit: editLine(config.ModulesFile, "stage1:virtio_blk\n", ""), reruns: "modules_setup"},
 		{name: "init changed", edit: editLine(config.InitFile, "#!/bin/sh", "#!/bin/sh\n# edited"), reruns: "init_script"},
 		{name: "INITRAMFS_COMPRESSION changed", environ: []string{"INITRAMFS_COMPRESSION=go"}, reruns: "initramfs_create"},
+		{name: "firmware file changed", setup: firmwareFile("bnx2x", false), edit: firmwareFile("bnx2x", false), reruns: "alpine_firmware"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := project(t, false)
+			if tt.setup != nil {
+				tt.setup(t, root)
+			}
 			ran := buildWithNoops(t, root, nil)
 			if tt.edit != nil {
 				tt.edit(t, root)
