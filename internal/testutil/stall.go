@@ -1,9 +1,13 @@
 package testutil
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SilentServer listens on loopback, accepts every connection and never
@@ -66,4 +70,38 @@ func serve(t testing.TB, greet func(net.Conn)) string {
 		wg.Wait()
 	})
 	return l.Addr().String()
+}
+
+// UnansweredAddr returns a loopback host:port whose TCP connects neither
+// succeed nor fail: a listener that never accepts, with its accept queue
+// filled, so Linux drops every further SYN (net.ipv4.tcp_abort_on_overflow
+// is 0 by default) and the client waits as for a host that is down.
+func UnansweredAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	// A backlog of 0 holds one connection; fill it until a connect hangs.
+	for range 8 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatalf("%s: connects still succeed with a full accept queue", addr)
+	return ""
 }

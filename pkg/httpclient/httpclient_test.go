@@ -1,9 +1,11 @@
 package httpclient
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -64,6 +66,30 @@ func TestStallError(t *testing.T) {
 	var stall *StallError
 	if !errors.As(err, &stall) || stall.Addr != addr || !strings.Contains(err.Error(), "no read progress for 200ms") {
 		t.Errorf("read = %v, want a StallError", err)
+	}
+}
+
+// TestConnectTimeout: a server that never answers the TCP handshake fails
+// the request after Timeouts.Connect, with the dialler's timeout, not after
+// the kernel's two minutes of SYN retries (the context only keeps a broken
+// client from holding the test that long).
+func TestConnectTimeout(t *testing.T) {
+	addr := testutil.UnansweredAddr(t)
+	c := NewClient(Options{Timeouts: Timeouts{Connect: 300 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("GET succeeded")
+	}
+	var ne net.Error
+	if ctx.Err() != nil || !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "dial tcp "+addr) {
+		t.Errorf("GET = %v, want the dialler's timeout", err)
 	}
 }
 
