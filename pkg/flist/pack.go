@@ -72,10 +72,11 @@ type PackOptions struct {
 	// with the flist: it names the work tree's inodes. A missing, stale or
 	// corrupt index only means every file is read.
 	ReuseIndex string
-	// Retries is how often a failed store request is retried with
-	// exponential backoff starting at RetryDelay; 0 means DefaultRetries,
-	// negative means none. Authentication and missing-bucket errors are
-	// never retried.
+	// Retries is how often a failed store request is retried
+	// (store.NewRetry: exponential backoff starting at RetryDelay, each
+	// attempt bounded by store.DefaultAttemptTimeout); 0 means
+	// DefaultRetries, negative means none. What a retry cannot fix
+	// (store.Permanent: refused credentials, no bucket...) is not retried.
 	Retries    int
 	RetryDelay time.Duration
 	// Progress, when not nil, reports bytes read, files, and blobs uploaded
@@ -174,6 +175,7 @@ func (p *packer) packTo(ctx context.Context, srcDir, outFL string) (Stats, error
 
 type packer struct {
 	opt   PackOptions
+	store store.Store // opt.Store, its failed requests retried (opt.Retries, opt.RetryDelay)
 	log   logrus.FieldLogger
 	stats Stats // walk counters, written by the walk
 
@@ -207,7 +209,14 @@ func newPacker(opt PackOptions) *packer {
 	if opt.RetryDelay <= 0 {
 		opt.RetryDelay = DefaultRetryDelay
 	}
-	return &packer{opt: opt, log: logging.OrDiscard(opt.Log), chunks: newChunkPool(opt.Parallel)}
+	log := logging.OrDiscard(opt.Log)
+	retried := store.NewRetry(opt.Store, store.RetryOptions{
+		Attempts: max(opt.Retries, 0) + 1, Backoff: opt.RetryDelay, MaxBackoff: maxRetryDelay,
+		OnRetry: func(op string, id []byte, attempt int, wait time.Duration, err error) {
+			log.WithField("blob", store.Hex(id)).Debugf("%s failed (attempt %d), retrying in %s: %v", op, attempt, wait, err)
+		},
+	})
+	return &packer{opt: opt, store: retried, log: log, chunks: newChunkPool(opt.Parallel)}
 }
 
 func (p *packer) snapshot() Stats {

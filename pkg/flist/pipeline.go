@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
@@ -514,7 +513,7 @@ func (p *packer) askStore(ctx context.Context) error {
 	}
 	known, err := b.ExistsAll(ctx, ids)
 	if err != nil {
-		if permanent(err) {
+		if store.Permanent(err) {
 			return err
 		}
 		p.log.WithError(err).Debug("listing the store failed; asking blob by blob")
@@ -534,10 +533,7 @@ func (p *packer) checkReuse(ctx context.Context, enc *Encoder, f *fileState, blo
 		exists, known := p.known[store.Hex(b.ID[:])]
 		var err error
 		if !known {
-			err = p.retry(ctx, b.ID, "check", func() (err error) {
-				exists, err = p.opt.Store.Exists(ctx, b.ID[:])
-				return err
-			})
+			exists, err = p.store.Exists(ctx, b.ID[:])
 		}
 		if err != nil {
 			p.fail(ctx, f, err)
@@ -582,11 +578,7 @@ func (p *packer) put(ctx context.Context, id [HashSize]byte, blob []byte) error 
 	if _, dup := p.seen.LoadOrStore(id, struct{}{}); dup {
 		return nil
 	}
-	var exists bool
-	err := p.retry(ctx, id, "check", func() (err error) {
-		exists, err = p.opt.Store.Exists(ctx, id[:])
-		return err
-	})
+	exists, err := p.store.Exists(ctx, id[:])
 	if err != nil {
 		return err
 	}
@@ -594,43 +586,10 @@ func (p *packer) put(ctx context.Context, id [HashSize]byte, blob []byte) error 
 		p.skipped.Add(1)
 		return nil
 	}
-	if err := p.retry(ctx, id, "upload", func() error { return p.opt.Store.Set(ctx, id[:], blob) }); err != nil {
+	if err := p.store.Set(ctx, id[:], blob); err != nil {
 		return err
 	}
 	p.uploaded.Add(1)
 	p.uploadedBytes.Add(int64(len(blob)))
 	return nil
-}
-
-func (p *packer) retry(ctx context.Context, id [HashSize]byte, what string, fn func() error) error {
-	delay := p.opt.RetryDelay
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		if err == nil || permanent(err) || ctx.Err() != nil {
-			return err
-		}
-		if attempt >= p.opt.Retries {
-			return fmt.Errorf("after %d attempts: %w", attempt+1, err)
-		}
-		// Jitter keeps parallel workers from retrying in lockstep.
-		wait := delay/2 + rand.N(delay)
-		p.log.WithField("blob", store.Hex(id[:])).Debugf("%s failed (attempt %d), retrying in %s: %v", what, attempt+1, wait, err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		delay = min(delay*2, maxRetryDelay)
-	}
-}
-
-// permanent reports errors that a retry cannot fix.
-func permanent(err error) bool {
-	for _, target := range []error{store.ErrAuth, store.ErrNoBucket, store.ErrReadOnly, store.ErrNotSupported,
-		store.ErrInvalidURL, store.ErrNotRoutable, context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
 }
