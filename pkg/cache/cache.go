@@ -131,6 +131,17 @@ func (c *Cache) Where() string { return c.where }
 type Artifact struct {
 	Recipe *Recipe
 	Parts  []Part
+	// Log, when set, takes the artifact's warnings and its "published"
+	// line: the stage's logger, so they carry the stage's name. Nil is the
+	// cache's logger.
+	Log logrus.FieldLogger
+}
+
+func (c *Cache) logFor(a Artifact) logrus.FieldLogger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return c.log
 }
 
 // Do restores the artifact when the store holds it, and otherwise runs
@@ -151,7 +162,7 @@ func (c *Cache) Do(ctx context.Context, a Artifact, build func(context.Context) 
 		return nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		c.log.Warnf("%s: %v; building it here", a.id(), err)
+		c.logFor(a).Warnf("%s: %v; building it here", a.id(), err)
 	}
 	if err := build(ctx); err != nil {
 		return err
@@ -307,11 +318,11 @@ func (c *Cache) publish(ctx context.Context, a Artifact, key string) int64 {
 	n, err := c.upload(ctx, a, key)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.log.Warnf("%s: not published: %v", a.id(), err)
+			c.logFor(a).Warnf("%s: not published: %v", a.id(), err)
 		}
 		return 0
 	}
-	c.log.Infof("%s: published %s (%s) to %s in %s", a.id(), short(key), humanize.IBytes(uint64(n)), c.where,
+	c.logFor(a).Infof("%s: published %s (%s) to %s in %s", a.id(), short(key), humanize.IBytes(uint64(n)), c.where,
 		time.Since(start).Round(100*time.Millisecond))
 	return n
 }

@@ -151,6 +151,26 @@ func TestDoPublishesAndAnotherMachineRestores(t *testing.T) {
 
 // A damaged, truncated or missing object, or a bad manifest, is reported
 // once and the stage builds locally; the local build then replaces it.
+// An artifact's warnings and its "published" line go to the artifact's
+// logger (the stage's, with its name), not to the cache's.
+func TestArtifactLogIsTheStages(t *testing.T) {
+	a := newMachine(t, Options{URL: "dir://" + t.TempDir(), Push: true})
+	var stageLogs bytes.Buffer
+	l := logrus.New()
+	l.SetOutput(&stageLogs)
+	art := a.artifact(recipe("v1"))
+	art.Log = l.WithField("stage", "kernel_modules")
+	if err := a.cache.Do(context.Background(), art, a.build); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stageLogs.String(), "published") || !strings.Contains(stageLogs.String(), "stage=kernel_modules") {
+		t.Errorf("stage log:\n%s", stageLogs.String())
+	}
+	if strings.Contains(a.logs.String(), "published") {
+		t.Errorf("the cache's own log has the artifact's line:\n%s", a.logs)
+	}
+}
+
 func TestCorruptArtifactsAreIgnored(t *testing.T) {
 	ctx := context.Background()
 	damage := map[string]func(t *testing.T, root string, m manifest){

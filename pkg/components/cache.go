@@ -24,7 +24,7 @@ func cacheable(c Component) bool { return c.Build.Kind != None }
 
 // artifact is the component's entry in the artifact cache: its binary.
 func (b *builder) artifact(recipe *cache.Recipe) cache.Artifact {
-	return cache.Artifact{Recipe: recipe, Parts: []cache.Part{{Name: "bin", Path: b.opt.Artifact(b.c)}}}
+	return cache.Artifact{Recipe: recipe, Parts: []cache.Part{{Name: "bin", Path: b.opt.Artifact(b.c)}}, Log: b.log}
 }
 
 // recipe is what makes the component's binary: the source's content (a

@@ -81,7 +81,7 @@ func Modules(ctx context.Context, opt StageOptions) ([]Dropped, error) {
 	}
 	// Not `return dropped, Do(...)`: Go does not order reading dropped
 	// after the call that sets it.
-	err = opt.Artifacts.Do(ctx, cache.Artifact{Recipe: recipe, Parts: parts}, build)
+	err = opt.Artifacts.Do(ctx, cache.Artifact{Recipe: recipe, Parts: parts, Log: opt.Build.Log}, build)
 	return dropped, err
 }
 
