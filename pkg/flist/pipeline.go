@@ -20,19 +20,20 @@ import (
 )
 
 // The pack pipeline. The walk, in its own goroutine, inserts the inode rows
-// in rfs's order and queues the regular files as it finds them; the reader
-// (the caller's goroutine) loads the previous flist meanwhile, then takes
-// the files in that order, reusing unchanged ones, and cuts the others into
-// chunks; opt.Parallel workers encode and store chunks of any file, so a
-// single large file still uses every core, and whichever goroutine finishes
-// a file's last chunk completes it. Reading starts with the walk, so no
-// core waits for a stage to end. The block rows are written after the
-// walk's inode rows and in walk order, so the flist does not depend on which
-// worker was fastest: the same tree gives the same bytes.
+// in rfs's order and queues the regular files as it finds them; meanwhile
+// the previous flist is loaded. Then opt.Parallel workers take the work
+// from a dispatcher, in walk order: the previous blocks of an unchanged
+// file, or one chunk of a changed one, which the worker reads itself (pread
+// at the chunk's offset, on a descriptor the file's chunks share), encodes
+// and stores. A chunk never changes goroutine on its way, so a single large
+// file still uses every core and no thread sleeps or wakes to hand it on;
+// whichever worker finishes a file's last chunk completes it. The block rows
+// are written after the walk's inode rows and in walk order, so the flist
+// does not depend on which worker was fastest: the same tree gives the same
+// bytes.
 //
-// Memory does not grow with the size of the tree's files: the tasks channel
-// holds at most Parallel chunks, each worker one and the reader one (see
-// maxChunks), and each worker has one Encoder buffer.
+// Memory does not grow with the size of the tree's files: each worker holds
+// one chunk buffer and one Encoder buffer at a time (see maxChunks).
 
 // fileState tracks one regular file through the pipeline.
 type fileState struct {
@@ -42,19 +43,31 @@ type fileState struct {
 	failed  atomic.Bool
 }
 
-// task is a chunk to encode and store, or (reuse) the previous blocks of an
-// unchanged file, whose presence in the store must be checked.
-type task struct {
+// work is a chunk to read, encode and store, or (reuse) the previous
+// blocks of an unchanged file, whose presence in the store must be checked.
+type work struct {
 	f     *fileState
-	i     int // chunk index
-	buf   *[]byte
-	n     int
+	of    *openFile // the chunk's file
+	i     int       // chunk index
 	reuse []Block
 }
 
-// maxChunks bounds the chunk buffers a pack holds at once: the tasks
-// channel's capacity, one per worker, one in the reader.
-func maxChunks(parallel int) int { return 2*parallel + 1 }
+// openFile is a changed file being cut into chunks. Its descriptor is
+// shared by the workers reading its chunks; the last one closes it.
+type openFile struct {
+	fd           int
+	next, chunks int          // the next chunk to hand out, and how many there are
+	refs         atomic.Int32 // the dispatcher's, and one per chunk handed out
+}
+
+func (of *openFile) release() {
+	if of.refs.Add(-1) == 0 {
+		unix.Close(of.fd)
+	}
+}
+
+// maxChunks bounds the chunk buffers a pack holds at once: one per worker.
+func maxChunks(parallel int) int { return parallel }
 
 // chunkPool holds the pack's chunk buffers. Unlike a sync.Pool it keeps
 // them across garbage collections (a pack would otherwise allocate and zero
@@ -90,7 +103,7 @@ func (c *chunkPool) put(b *[]byte) {
 	}
 }
 
-// fileQueue hands the files the walk finds to the reader in walk order. It
+// fileQueue hands the files the walk finds to the dispatcher in walk order. It
 // keeps them: their block rows are written in that order at the end.
 type fileQueue struct {
 	mu     sync.Mutex
@@ -159,18 +172,6 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 		}
 		walked <- err
 	}()
-	tasks := make(chan task, p.opt.Parallel)
-	var workers sync.WaitGroup
-	for range p.opt.Parallel {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			var enc Encoder
-			for t := range tasks {
-				p.do(ctx, &enc, t)
-			}
-		}()
-	}
 	switch {
 	case p.opt.NoReuse:
 	case p.opt.ReuseIndex != "":
@@ -180,12 +181,23 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 	}
 	err := p.askStore(ctx)
 	if err == nil {
-		p.read(ctx, q, tasks)
+		d := &dispatcher{p: p, q: q}
+		var workers sync.WaitGroup
+		for range p.opt.Parallel {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				var enc Encoder
+				for w, ok := d.next(ctx); ok; w, ok = d.next(ctx) {
+					p.do(ctx, &enc, w)
+				}
+			}()
+		}
+		workers.Wait()
+		d.stop()
 	} else {
 		cancel()
 	}
-	close(tasks)
-	workers.Wait()
 	walkErr := <-walked
 	switch {
 	case parent.Err() != nil:
@@ -208,49 +220,134 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 	return nil
 }
 
-func send(ctx context.Context, tasks chan<- task, t task) bool {
-	select {
-	case tasks <- t:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// dispatcher hands out the pack's work in walk order (see the top of the
+// file).
+type dispatcher struct {
+	p   *packer
+	q   *fileQueue
+	mu  sync.Mutex
+	i   int       // the next file of q
+	cur *openFile // the file being cut into chunks, nil between files
+	f   *fileState
 }
 
-// read takes the walk's files in order until the walk ends or the pack is
-// cancelled.
-func (p *packer) read(ctx context.Context, q *fileQueue, tasks chan<- task) {
-	for i := 0; ctx.Err() == nil; i++ {
-		f, ok := q.get(i)
-		if !ok {
-			return
-		}
-		f.pending.Store(1) // the reader's reference, dropped when it is done with the file
-		if blocks, ok := p.reusable(f.job); ok {
-			if !send(ctx, tasks, task{f: f, reuse: blocks}) {
-				return
+// next returns the next piece of work: false once the walk's files are all
+// handed out or the pack is cancelled. It waits for the walk when the
+// workers have caught up with it.
+func (d *dispatcher) next(ctx context.Context) (work, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for ctx.Err() == nil {
+		if of := d.cur; of != nil {
+			w := work{f: d.f, of: of, i: of.next}
+			of.next++
+			of.refs.Add(1)
+			d.f.pending.Add(1)
+			if of.next == of.chunks {
+				d.drop()
 			}
-			continue
+			return w, true
+		}
+		f, ok := d.q.get(d.i)
+		if !ok {
+			return work{}, false
+		}
+		d.i++
+		f.pending.Store(1) // the dispatcher's reference, dropped once every chunk is handed out
+		if blocks, ok := d.p.reusable(f.job); ok {
+			return work{f: f, reuse: blocks}, true
 		}
 		f.blocks = make([]Block, blocksFor(f.job.in.Size))
-		p.readFile(ctx, f, tasks)
-		p.release(f)
+		fd, err := unix.Open(f.job.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			d.p.fail(ctx, f, &os.PathError{Op: "open", Path: f.job.path, Err: err})
+			d.p.release(f)
+			continue
+		}
+		of := &openFile{fd: fd, chunks: len(f.blocks)}
+		of.refs.Store(1)
+		d.cur, d.f = of, f
+		if of.chunks == 0 {
+			// An empty file is done once it is known to be still empty.
+			if err := d.p.checkEnd(f, fd); err != nil {
+				d.p.fail(ctx, f, err)
+			}
+			d.drop()
+		}
+	}
+	return work{}, false
+}
+
+// drop ends the current file's dispatch: the dispatcher's references go.
+func (d *dispatcher) drop() {
+	d.cur.release()
+	d.p.release(d.f)
+	d.cur, d.f = nil, nil
+}
+
+// stop drops a file left half handed out by a cancelled pack.
+func (d *dispatcher) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur != nil {
+		d.drop()
 	}
 }
 
-func (p *packer) readFile(ctx context.Context, f *fileState, tasks chan<- task) {
-	err := p.eachChunk(f, func(i int, buf *[]byte, n int) error {
-		f.pending.Add(1)
-		if !send(ctx, tasks, task{f: f, i: i, buf: buf, n: n}) {
-			f.pending.Add(-1)
-			p.chunks.put(buf)
-			return ctx.Err()
-		}
-		return nil
-	})
+// readChunk reads chunk i of a changed file into a pooled buffer. A chunk
+// shorter than the size the walk recorded, or a file that goes on past it,
+// fails: its inode row would not match its blocks.
+func (p *packer) readChunk(w work) (*[]byte, int, error) {
+	off := int64(w.i) * BlockSize
+	want := int(min(BlockSize, int64(w.f.job.in.Size)-off))
+	buf := p.chunks.get()
+	n, err := preadFull(w.of.fd, (*buf)[:want], off)
 	if err != nil {
-		p.fail(ctx, f, err)
+		err = &os.PathError{Op: "read", Path: w.f.job.path, Err: err}
 	}
+	if err == nil && n < want {
+		err = fmt.Errorf("%s changed during the pack: chunk %d has %d bytes, %d when walked", w.f.job.path, w.i, n, want)
+	}
+	if err == nil && w.i == w.of.chunks-1 {
+		err = p.checkEnd(w.f, w.of.fd)
+	}
+	if err != nil {
+		p.chunks.put(buf)
+		return nil, 0, err
+	}
+	return buf, n, nil
+}
+
+// checkEnd fails a file that has bytes past the size the walk recorded.
+func (p *packer) checkEnd(f *fileState, fd int) error {
+	var one [1]byte
+	n, err := preadFull(fd, one[:], int64(f.job.in.Size))
+	if err != nil {
+		return &os.PathError{Op: "read", Path: f.job.path, Err: err}
+	}
+	if n > 0 {
+		return fmt.Errorf("%s changed during the pack: longer than the %d bytes walked", f.job.path, f.job.in.Size)
+	}
+	return nil
+}
+
+// preadFull reads len(buf) bytes at off, or up to the end of the file.
+func preadFull(fd int, buf []byte, off int64) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Pread(fd, buf[n:], off+int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // eachChunk reads a file in BlockSize chunks into pooled buffers and hands
@@ -267,7 +364,7 @@ func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) err
 	size, want := uint64(0), f.job.in.Size
 	for i := 0; ; i++ {
 		buf := p.chunks.get()
-		n, err := readFull(fd, *buf)
+		n, err := preadFull(fd, *buf, int64(size))
 		size += uint64(n)
 		if err != nil || n == 0 || size > want {
 			p.chunks.put(buf)
@@ -289,43 +386,26 @@ func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) err
 	return nil
 }
 
-// readFull reads into buf until it is full or the file ends.
-func readFull(fd int, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
-}
-
-// do runs one task on a worker.
-func (p *packer) do(ctx context.Context, enc *Encoder, t task) {
-	defer p.release(t.f)
-	if t.reuse != nil {
-		p.checkReuse(ctx, enc, t.f, t.reuse)
+// do runs one piece of work on a worker.
+func (p *packer) do(ctx context.Context, enc *Encoder, w work) {
+	defer p.release(w.f)
+	if w.reuse != nil {
+		p.checkReuse(ctx, enc, w.f, w.reuse)
 		return
 	}
-	if t.f.failed.Load() || ctx.Err() != nil {
-		p.chunks.put(t.buf)
+	defer w.of.release()
+	if w.f.failed.Load() || ctx.Err() != nil {
 		return
 	}
-	b, err := p.encode(ctx, enc, t.buf, t.n)
+	buf, n, err := p.readChunk(w)
+	if err == nil {
+		w.f.blocks[w.i], err = p.encode(ctx, enc, buf, n)
+	}
 	if err != nil {
-		p.fail(ctx, t.f, err)
+		p.fail(ctx, w.f, err)
 		return
 	}
-	t.f.blocks[t.i] = b
-	p.bar.Add(int64(t.n))
+	p.bar.Add(int64(n))
 }
 
 // encode turns the first n bytes of a chunk buffer into a block, stores

@@ -3,6 +3,7 @@ package flist
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -215,5 +216,59 @@ func TestPackSymlinkedSource(t *testing.T) {
 	}
 	if !bytes.Equal(got[0], got[1]) || !bytes.Equal(got[0], got[2]) {
 		t.Error("packing through a symlink gave another flist")
+	}
+}
+
+// onFirstSet runs change before the first blob is stored.
+type onFirstSet struct {
+	store.Store
+	once   sync.Once
+	change func() error
+	err    error
+}
+
+func (s *onFirstSet) Set(ctx context.Context, id, blob []byte) error {
+	s.once.Do(func() { s.err = s.change() })
+	return s.Store.Set(ctx, id, blob)
+}
+
+// TestPackFileChangedDuringPack: a file that shrinks or grows after the
+// walk recorded its size fails the pack, naming it, instead of giving an
+// inode row whose size its blocks do not match. With one worker, the
+// file's later chunks are read only after its first one is stored.
+func TestPackFileChangedDuringPack(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(path string) error
+		want   string
+	}{
+		{"shrinks", func(p string) error { return os.Truncate(p, BlockSize) }, "chunk 1 has 0 bytes"},
+		{"grows", func(p string) error {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.Write([]byte("more"))
+			return errors.Join(err, f.Close())
+		}, "longer than the"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := t.TempDir()
+			randomTree(t, src, "f", 3*BlockSize)
+			path := filepath.Join(src, "f-000")
+			st := &onFirstSet{Store: store.NewDir(t.TempDir()), change: func() error { return tt.change(path) }}
+			fl := filepath.Join(t.TempDir(), "out.fl")
+			_, err := Pack(ctx, src, fl, PackOptions{Store: st, Parallel: 1})
+			if st.err != nil {
+				t.Fatal(st.err)
+			}
+			var ue *UploadError
+			if !errors.As(err, &ue) || len(ue.Files) != 1 || ue.Files[0] != path || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Pack = %v, want a failure of %s saying %q", err, path, tt.want)
+			}
+			if _, err := os.Stat(fl); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("flist written: %v", err)
+			}
+		})
 	}
 }
