@@ -196,7 +196,13 @@ func (ix *Index) loadModulesDep(noStaleCheck bool) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("%s:%d: no ':' in %q", p, n+1, s)
 		}
-		lines = append(lines, line{ix.addModule(NameFromPath(file), file), strings.Fields(rest)})
+		deps := strings.Fields(rest)
+		for _, f := range append([]string{file}, deps...) {
+			if NameFromPath(f) == "" {
+				return "", fmt.Errorf("%s:%d: %q is not a module file", p, n+1, f)
+			}
+		}
+		lines = append(lines, line{ix.addModule(NameFromPath(file), file), deps})
 	}
 	for _, l := range lines {
 		deps := make([]int, len(l.deps))
