@@ -257,19 +257,17 @@ func (d *dispatcher) next(ctx context.Context) (work, bool) {
 		if blocks, ok := d.p.reusable(f.job); ok {
 			return work{f: f, reuse: blocks}, true
 		}
-		f.blocks = make([]Block, blocksFor(f.job.in.Size))
-		fd, err := unix.Open(f.job.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		of, err := openChunks(f)
 		if err != nil {
-			d.p.fail(ctx, f, &os.PathError{Op: "open", Path: f.job.path, Err: err})
+			d.p.fail(ctx, f, err)
 			d.p.release(f)
 			continue
 		}
-		of := &openFile{fd: fd, chunks: len(f.blocks)}
-		of.refs.Store(1)
+		f.blocks = make([]Block, of.chunks)
 		d.cur, d.f = of, f
 		if of.chunks == 0 {
 			// An empty file is done once it is known to be still empty.
-			if err := d.p.checkEnd(f, fd); err != nil {
+			if err := d.p.checkEnd(f, of.fd); err != nil {
 				d.p.fail(ctx, f, err)
 			}
 			d.drop()
@@ -350,38 +348,39 @@ func preadFull(fd int, buf []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// eachChunk reads a file in BlockSize chunks into pooled buffers and hands
-// each to use, which then owns the buffer. A file whose length is not the
-// size the walk recorded fails: its inode row would not match its blocks.
-// The file is read without os.File, whose poller registration costs five
-// system calls per file.
-func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) error) error {
+// openChunks opens a changed file for reading its chunks, with one
+// reference, the opener's. The file is read without os.File, whose poller
+// registration costs five system calls per file.
+func openChunks(f *fileState) (*openFile, error) {
 	fd, err := unix.Open(f.job.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: f.job.path, Err: err}
+		return nil, &os.PathError{Op: "open", Path: f.job.path, Err: err}
 	}
-	defer unix.Close(fd)
-	size, want := uint64(0), f.job.in.Size
-	for i := 0; ; i++ {
-		buf := p.chunks.get()
-		n, err := preadFull(fd, *buf, int64(size))
-		size += uint64(n)
-		if err != nil || n == 0 || size > want {
-			p.chunks.put(buf)
-			if err != nil {
-				return &os.PathError{Op: "read", Path: f.job.path, Err: err}
-			}
-			break
+	of := &openFile{fd: fd, chunks: int(blocksFor(f.job.in.Size))}
+	of.refs.Store(1)
+	return of, nil
+}
+
+// eachChunk reads a file's chunks in order on this goroutine, with
+// readChunk's checks, and hands each pooled buffer to use, which then owns
+// it.
+func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) error) error {
+	of, err := openChunks(f)
+	if err != nil {
+		return err
+	}
+	defer of.release()
+	if of.chunks == 0 {
+		return p.checkEnd(f, of.fd)
+	}
+	for i := range of.chunks {
+		buf, n, err := p.readChunk(work{f: f, of: of, i: i})
+		if err != nil {
+			return err
 		}
 		if err := use(i, buf, n); err != nil {
 			return err
 		}
-		if n < len(*buf) {
-			break
-		}
-	}
-	if size != want {
-		return fmt.Errorf("%s changed during the pack: %d bytes read, %d when walked", f.job.path, size, want)
 	}
 	return nil
 }
