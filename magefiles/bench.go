@@ -31,7 +31,7 @@ func (Bench) Initramfs(ctx context.Context) error {
 	return bench.Initramfs(ctx, tree, os.Stdout)
 }
 
-// Rfs measures flist packs of a ~1 GiB tree (BENCH_RFS_TREE: an existing tree instead, e.g. the firmware set; BENCH_RFS_MB: the generated size) to dir stores on disk and tmpfs and to versitygw, against the codec's ceiling; prints the goals' ratios.
+// Rfs measures flist packs of a ~1 GiB tree (BENCH_RFS_TREE: an existing tree instead, e.g. the firmware set; BENCH_RFS_MB: the generated size) to dir stores on disk and tmpfs and to versitygw, against the codec's ceiling, BENCH_RFS_RUNS times each (default 3, the median kept); prints the goals' ratios.
 func (Bench) Rfs(ctx context.Context) error {
 	e, err := load()
 	if err != nil {
@@ -44,6 +44,13 @@ func (Bench) Rfs(ctx context.Context) error {
 			return fmt.Errorf("BENCH_RFS_MB=%q: want a size in MiB", v)
 		}
 		opt.TreeBytes = mb << 20
+	}
+	if v := os.Getenv("BENCH_RFS_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("BENCH_RFS_RUNS=%q: want a number of runs", v)
+		}
+		opt.Runs = n
 	}
 	rep, err := bench.Rfs(ctx, opt)
 	if err != nil {

@@ -39,7 +39,10 @@ type RfsOptions struct {
 	ModulesDir string // default: the first /lib/modules/* directory
 	TreeBytes  int64  // generated tree size; default 1 GiB (modules + random files)
 	Parallel   int    // PackOptions.Parallel; default flist.DefaultParallel
-	SkipS3     bool   // do not run the versitygw pack
+	// Runs is how many times each store is measured, each time into a
+	// fresh store; the report keeps the median run. Default 3.
+	Runs   int
+	SkipS3 bool // do not run the versitygw pack
 	// TmpfsDir, when set, adds a pack to a dir store there (e.g. /dev/shm),
 	// which shows the pack's own cost apart from the disk's write cost.
 	TmpfsDir     string
@@ -57,9 +60,13 @@ type CodecStep struct {
 type PackRun struct {
 	Store          string
 	Goal           float64 // % of the ceiling the first pack should reach; 0: none (S3)
+	Runs           int     // runs measured; this is their median by CeilingPercent
+	MinPercent     float64 // the lowest CeilingPercent of the runs
+	MaxPercent     float64 // and the highest
+	CeilingMBps    float64 // cores × the codec measured just before this run
 	First, Second  flist.Stats
 	FirstMBps      float64       // tree bytes per wall-clock second
-	CeilingPercent float64       // FirstMBps / ceiling
+	CeilingPercent float64       // FirstMBps / CeilingMBps
 	FirstCPU       time.Duration // CPU time of this process during the first pack (not the S3 server's)
 	CPUBusy        float64       // FirstCPU / (wall time × cores): how much of the machine the pack got
 	CodecShare     float64       // share of FirstCPU the codec alone needs: the ceiling share on idle cores
@@ -111,13 +118,14 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 	p("| store | first pack | MB/s | %% of ceiling | CPU busy | codec share of CPU | peak RSS | blobs uploaded | second pack | blobs uploaded | second / first |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, run := range r.Runs {
-		p("| %s | %.2f s | %.0f | %.0f%% | %.0f%% | %.0f%% | %s | %d | %.2f s | %d | %.1f%% |\n", run.Store,
-			run.First.Duration.Seconds(), run.FirstMBps, run.CeilingPercent, run.CPUBusy, run.CodecShare, mb(run.PeakRSS),
+		p("| %s | %.2f s | %.0f | %s | %.0f%% | %.0f%% | %s | %d | %.2f s | %d | %.1f%% |\n", run.Store,
+			run.First.Duration.Seconds(), run.FirstMBps, run.percentRange(), run.CPUBusy, run.CodecShare, mb(run.PeakRSS),
 			run.First.Uploaded, run.Second.Duration.Seconds(), run.Second.Uploaded, run.SecondPercent)
 	}
-	p("\nCPU busy: the pack's CPU time over wall time × cores (below 100%%: the cores were shared or idle). " +
+	p("\nEach store is measured %d times, each time into a fresh store, against the codec measured just before; the row is the median run by %% of ceiling, with the range of all runs in brackets. ", r.runs())
+	p("CPU busy: the pack's CPU time over wall time × cores (below 100%%: the cores were shared or idle). " +
 		"Codec share: the CPU time the codec alone needs for the tree over the pack's CPU time, i.e. the %% of the ceiling the pack reaches when it has the cores to itself. " +
-		"Peak RSS: the process's VmHWM, reset before the pack.\n")
+		"Peak RSS: the process's VmHWM, reset before each pack; the largest of the runs.\n")
 	for _, run := range r.Runs {
 		if strings.Contains(run.Store, "no journal") {
 			p("\n%s: an ext4 without a journal checks, for each new inode, the inodes deleted within the last 30 to 120 s; "+
@@ -130,15 +138,32 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 		if run.Goal == 0 {
 			continue
 		}
-		p("- %s: first pack >= %.0f%% of the ceiling: %s (%.0f%% by wall clock, %.0f%% by CPU); "+
+		p("- %s: first pack >= %.0f%% of the ceiling: %s (median run: %s by wall clock, %.0f%% by CPU); "+
 			"second pack <= %.0f%% of the first, uploading nothing: %s (%.1f%%, %d blobs, %d of %d files unchanged); "+
 			"peak RSS <= %s: %s (%s).\n",
-			run.Store, run.Goal, goalStatus(run.CeilingPercent >= run.Goal, run.CodecShare >= run.Goal), run.CeilingPercent, run.CodecShare,
+			run.Store, run.Goal, goalStatus(run.CeilingPercent >= run.Goal, run.CodecShare >= run.Goal), run.percentRange(), run.CodecShare,
 			goalSecond, met(run.Second.Uploaded == 0 && run.SecondPercent <= goalSecond), run.SecondPercent, run.Second.Uploaded,
 			run.Second.Reused, run.Second.Files,
 			mb(goalPeakRSS), met(run.PeakRSS > 0 && run.PeakRSS <= goalPeakRSS), mb(run.PeakRSS))
 	}
 	return err
+}
+
+// percentRange is the run's share of the ceiling, with the range of all
+// runs when there were several.
+func (run PackRun) percentRange() string {
+	if run.Runs <= 1 {
+		return fmt.Sprintf("%.0f%%", run.CeilingPercent)
+	}
+	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", run.CeilingPercent, run.MinPercent, run.MaxPercent)
+}
+
+// runs is how many times each store was measured.
+func (r RfsReport) runs() int {
+	if len(r.Runs) == 0 {
+		return 0
+	}
+	return r.Runs[0].Runs
 }
 
 // goalStatus is "met" by wall clock, "met by CPU" when only the
@@ -251,7 +276,18 @@ func Rfs(ctx context.Context, opt RfsOptions) (RfsReport, error) {
 	}
 	for _, root := range dirs {
 		fsName, goal := fsType(filepath.Dir(root))
-		run, err := packTwice(ctx, log, "dir ("+fsName+")", store.NewDir(root), tree, work, opt.Parallel, rep)
+		run, err := packRuns(ctx, log, "dir ("+fsName+")", func(i int) (store.Store, func() error, error) {
+			dir := filepath.Join(root, fmt.Sprint(i))
+			done := func() error { return nil }
+			if fsName == "tmpfs" {
+				// Memory, unlike a disk, is best given back at once: each
+				// run then writes to memory the last one used. On a VM,
+				// memory written for the first time since boot costs the
+				// host a page fault, which is not the pack's cost.
+				done = func() error { return os.RemoveAll(dir) }
+			}
+			return store.NewDir(dir), done, nil
+		}, tree, work, opt, rep.Cores)
 		if err != nil {
 			return rep, err
 		}
@@ -273,11 +309,10 @@ func Rfs(ctx context.Context, opt RfsOptions) (RfsReport, error) {
 		if err := srv.CreateBucket(ctx, "bench"); err != nil {
 			return rep, err
 		}
-		s3, err := store.Open(srv.URL("bench", "blobs"))
-		if err != nil {
-			return rep, err
-		}
-		run, err := packTwice(ctx, log, "S3 (versitygw, loopback)", s3, tree, work, opt.Parallel, rep)
+		run, err := packRuns(ctx, log, "S3 (versitygw, loopback)", func(i int) (store.Store, func() error, error) {
+			s, err := store.Open(srv.URL("bench", fmt.Sprintf("blobs%d", i)))
+			return s, func() error { return nil }, err
+		}, tree, work, opt, rep.Cores)
 		if err != nil {
 			return rep, err
 		}
@@ -290,6 +325,9 @@ func (o *RfsOptions) defaults() error {
 	o.Log = logging.OrDiscard(o.Log)
 	if o.TreeBytes <= 0 {
 		o.TreeBytes = 1 << 30
+	}
+	if o.Runs <= 0 {
+		o.Runs = 3
 	}
 	if o.ModulesDir == "" && o.Tree == "" {
 		dirs, _ := filepath.Glob("/lib/modules/*")
@@ -308,8 +346,58 @@ func (o *RfsOptions) defaults() error {
 	return nil
 }
 
-func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store.Store, tree, work string, parallel int, rep RfsReport) (PackRun, error) {
-	run := PackRun{Store: name}
+// packRuns measures a store opt.Runs times, each time packing into the
+// fresh store open gives (and calling the function it returns with it
+// once done), and returns the median run by share of the ceiling. Each run's ceiling is the codec measured just before it: on a
+// shared machine the codec's own speed drifts by ±10% within minutes, and
+// single runs by more than that.
+func packRuns(ctx context.Context, log logrus.FieldLogger, name string, open func(run int) (store.Store, func() error, error), tree, work string, opt RfsOptions, cores int) (PackRun, error) {
+	var runs []PackRun
+	for i := range opt.Runs {
+		s, done, err := open(i)
+		if err != nil {
+			return PackRun{}, err
+		}
+		codec, err := measureCodec(tree)
+		if err != nil {
+			return PackRun{}, err
+		}
+		log.Infof("run %d of %d", i+1, opt.Runs)
+		run, err := packTwice(ctx, log, name, s, tree, work, opt.Parallel, cores, codec)
+		if err == nil {
+			err = done()
+		}
+		if err != nil {
+			return run, err
+		}
+		runs = append(runs, run)
+	}
+	sort.Slice(runs, func(a, b int) bool { return runs[a].CeilingPercent < runs[b].CeilingPercent })
+	med := runs[len(runs)/2]
+	med.Runs, med.MinPercent, med.MaxPercent = len(runs), runs[0].CeilingPercent, runs[len(runs)-1].CeilingPercent
+	for _, run := range runs {
+		// Memory is not the machine's noise: the goal is on the largest.
+		med.PeakRSS = max(med.PeakRSS, run.PeakRSS)
+	}
+	return med, nil
+}
+
+// measureCodec measures the whole codec on one core on a fresh sample of
+// the tree, freed before returning: it is not the pack's memory.
+func measureCodec(tree string) (float64, error) {
+	sample, err := sampleChunks(tree, 32)
+	if err != nil {
+		return 0, err
+	}
+	codec := codecRate(sample)
+	sample = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	return codec, nil
+}
+
+func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store.Store, tree, work string, parallel, cores int, codecMBps float64) (PackRun, error) {
+	run := PackRun{Store: name, CeilingMBps: float64(cores) * codecMBps}
 	fl := filepath.Join(work, "bench.fl")
 	opt := flist.PackOptions{Store: s, Parallel: parallel}
 	var err error
@@ -321,14 +409,14 @@ func packTwice(ctx context.Context, log logrus.FieldLogger, name string, s store
 	}
 	run.FirstCPU = processCPU() - cpu
 	run.PeakRSS = peakRSS()
-	run.CPUBusy = 100 * run.FirstCPU.Seconds() / (run.First.Duration.Seconds() * float64(rep.Cores))
-	run.CodecShare = 100 * float64(run.First.Bytes) / 1e6 / rep.CodecMBps / run.FirstCPU.Seconds()
+	run.CPUBusy = 100 * run.FirstCPU.Seconds() / (run.First.Duration.Seconds() * float64(cores))
+	run.CodecShare = 100 * float64(run.First.Bytes) / 1e6 / codecMBps / run.FirstCPU.Seconds()
 	log.Infof("packing to %s (second, unchanged tree)", name)
 	if run.Second, err = flist.Pack(ctx, tree, fl, opt); err != nil {
 		return run, err
 	}
 	run.FirstMBps = float64(run.First.Bytes) / 1e6 / run.First.Duration.Seconds()
-	run.CeilingPercent = 100 * run.FirstMBps / rep.CeilingMBps
+	run.CeilingPercent = 100 * run.FirstMBps / run.CeilingMBps
 	run.SecondPercent = 100 * run.Second.Duration.Seconds() / run.First.Duration.Seconds()
 	return run, os.Remove(fl)
 }
@@ -602,12 +690,29 @@ func measureSteps(sample [][]byte) ([]CodecStep, float64) {
 			}
 		})},
 	}
-	codec := rate(plainBytes, func() {
+	return steps, codecRate(sample)
+}
+
+// codecRate is the whole codec's speed on one locked OS thread, in MB of
+// plain data per CPU second of that thread, over at least half a CPU
+// second.
+func codecRate(sample [][]byte) float64 {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var enc flist.Encoder
+	var plainBytes int64
+	for _, s := range sample {
+		plainBytes += int64(len(s))
+	}
+	start := threadCPU()
+	var rounds int64
+	for rounds == 0 || threadCPU()-start < time.Second/2 {
 		for _, s := range sample {
 			_, _, _ = enc.Encode(s)
 		}
-	})
-	return steps, codec
+		rounds++
+	}
+	return float64(plainBytes*rounds) / 1e6 / (threadCPU() - start).Seconds()
 }
 
 func rusage(who int) time.Duration {

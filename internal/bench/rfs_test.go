@@ -22,7 +22,7 @@ func TestRfsSmall(t *testing.T) {
 	if s3test.Bin() == "" {
 		testutil.Missing(t, "versitygw not installed")
 	}
-	rep, err := Rfs(context.Background(), RfsOptions{WorkDir: t.TempDir(), ModulesDir: mods[0], TreeBytes: 48 << 20})
+	rep, err := Rfs(context.Background(), RfsOptions{WorkDir: t.TempDir(), ModulesDir: mods[0], TreeBytes: 48 << 20, Runs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +32,9 @@ func TestRfsSmall(t *testing.T) {
 	for _, run := range rep.Runs {
 		if run.First.Uploaded == 0 || run.Second.Uploaded != 0 || run.Second.Skipped != run.First.Uploaded {
 			t.Errorf("%s: first %s; second %s", run.Store, run.First, run.Second)
+		}
+		if run.Runs != 2 || run.MinPercent > run.CeilingPercent || run.CeilingPercent > run.MaxPercent || run.CeilingMBps <= 0 {
+			t.Errorf("%s: %d runs, %.0f%% of the ceiling (%.0f MB/s), range %.0f-%.0f%%", run.Store, run.Runs, run.CeilingPercent, run.CeilingMBps, run.MinPercent, run.MaxPercent)
 		}
 		if run.PeakRSS <= 0 {
 			t.Errorf("%s: no peak RSS measured", run.Store)
@@ -44,7 +47,7 @@ func TestRfsSmall(t *testing.T) {
 	if err := rep.WriteTable(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| dir (", "| S3 (versitygw, loopback) |", "snappy", "Goals (ratios):", "peak RSS <= 200 MB"} {
+	for _, want := range []string{"| dir (", "| S3 (versitygw, loopback) |", "snappy", "Goals (ratios):", "peak RSS <= 200 MB", "measured 2 times"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

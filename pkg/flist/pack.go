@@ -21,6 +21,7 @@ import (
 
 	"github.com/threefoldtech/zosbuilder/internal/fsutil"
 	"github.com/threefoldtech/zosbuilder/internal/logging"
+	"github.com/threefoldtech/zosbuilder/internal/procs"
 	"github.com/threefoldtech/zosbuilder/pkg/progress"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
@@ -51,7 +52,12 @@ type PackOptions struct {
 	// the user name kept.
 	KeepPassword bool
 	// Parallel is the number of blocks encoded and uploaded at once (also
-	// the bound on concurrent store requests); default DefaultParallel.
+	// the bound on concurrent store requests); default DefaultParallel. A
+	// local store (store.IsLocal: dir://) gets at most one per CPU: its
+	// writes cost CPU rather than waiting, and more workers than CPUs
+	// only take turns on them, evicting each other's chunks from the
+	// caches (README, "Flist packing"). When those writes wait for a
+	// disk, each worker stores one blob while it encodes the next.
 	Parallel int
 	// NoReuse reads and encodes every file. By default a file whose path,
 	// size, mode, mtime and ctime equal those recorded in the flist already
@@ -178,6 +184,9 @@ type packer struct {
 	store store.Store // opt.Store, its failed requests retried (opt.Retries, opt.RetryDelay)
 	log   logrus.FieldLogger
 	stats Stats // walk counters, written by the walk
+	// writeBehind: each worker stores a blob on a goroutine of its own
+	// while it encodes the next (see worker).
+	writeBehind bool
 
 	prev     map[string]prevFile // regular files of the previous pack (its flist or ReuseIndex), by path
 	prevWalk int64               // the second its walk started in, in the unit of the stamps' times
@@ -203,6 +212,10 @@ func newPacker(opt PackOptions) *packer {
 	if opt.Parallel <= 0 {
 		opt.Parallel = DefaultParallel
 	}
+	local, waits := store.IsLocal(opt.Store)
+	if local {
+		opt.Parallel = min(opt.Parallel, procs.CPUs())
+	}
 	if opt.Retries == 0 {
 		opt.Retries = DefaultRetries
 	}
@@ -216,7 +229,7 @@ func newPacker(opt PackOptions) *packer {
 			log.WithField("blob", store.Hex(id)).Debugf("%s failed (attempt %d), retrying in %s: %v", op, attempt, wait, err)
 		},
 	})
-	return &packer{opt: opt, store: retried, log: log, chunks: newChunkPool(opt.Parallel)}
+	return &packer{opt: opt, store: retried, log: log, chunks: newChunkPool(opt.Parallel), writeBehind: local && waits}
 }
 
 func (p *packer) snapshot() Stats {

@@ -187,9 +187,10 @@ func (p *packer) pack(parent context.Context, w *Writer, srcDir, outFL string, r
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				var enc Encoder
+				wk := p.startWorker(ctx)
+				defer wk.stop()
 				for w, ok := d.next(ctx); ok; w, ok = d.next(ctx) {
-					p.do(ctx, &enc, w)
+					p.do(ctx, wk, w)
 				}
 			}()
 		}
@@ -385,46 +386,131 @@ func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) err
 	return nil
 }
 
+// worker is one of the pack's workers. With writeBehind, it encodes into
+// one of two Encoders while its writer goroutine stores the blob of the
+// other: a write that waits for a disk (O_DIRECT) then overlaps the next
+// chunk's encoding instead of leaving the CPU idle. Without, it stores
+// each blob itself: handing a blob that is in this CPU's caches to
+// another thread costs more than a write that only copies it (tmpfs), and
+// a remote store already has Parallel workers waiting on it.
+type worker struct {
+	n    int           // Encoders: 2 with a writer, else 1
+	encs chan *Encoder // the Encoders not holding a blob being stored
+	puts chan putReq   // nil without writeBehind
+	done chan struct{} // closed when the writer has stored every blob sent
+}
+
+// putReq is a blob for a worker's writer to store: enc's blob, of the
+// chunk of f that makes n bytes.
+type putReq struct {
+	f    *fileState
+	enc  *Encoder
+	id   [HashSize]byte
+	blob []byte
+	n    int
+}
+
+// startWorker returns a worker, and with writeBehind starts its writer;
+// stop ends it.
+func (p *packer) startWorker(ctx context.Context) *worker {
+	wk := &worker{n: 1, encs: make(chan *Encoder, 2)}
+	wk.encs <- new(Encoder)
+	if !p.writeBehind {
+		return wk
+	}
+	wk.n++
+	wk.encs <- new(Encoder)
+	wk.puts, wk.done = make(chan putReq, 1), make(chan struct{})
+	go func() {
+		defer close(wk.done)
+		for r := range wk.puts {
+			err := p.put(ctx, r.id, r.blob)
+			wk.encs <- r.enc
+			p.chunkDone(ctx, r.f, r.n, err)
+		}
+	}()
+	return wk
+}
+
+// stop waits for the writer, if any, to store what it was sent.
+func (wk *worker) stop() {
+	if wk.puts != nil {
+		close(wk.puts)
+		<-wk.done
+	}
+}
+
 // do runs one piece of work on a worker.
-func (p *packer) do(ctx context.Context, enc *Encoder, w work) {
-	defer p.release(w.f)
+func (p *packer) do(ctx context.Context, wk *worker, w work) {
 	if w.reuse != nil {
-		p.checkReuse(ctx, enc, w.f, w.reuse)
+		// Every Encoder: the writer is idle, so the store sees at most
+		// one request per worker.
+		encs := make([]*Encoder, wk.n)
+		for i := range encs {
+			encs[i] = <-wk.encs
+		}
+		p.checkReuse(ctx, encs[0], w.f, w.reuse)
+		for _, enc := range encs {
+			wk.encs <- enc
+		}
+		p.release(w.f)
 		return
 	}
-	defer w.of.release()
 	if w.f.failed.Load() || ctx.Err() != nil {
+		w.of.release()
+		p.release(w.f)
 		return
 	}
 	buf, n, err := p.readChunk(w)
-	if err == nil {
-		w.f.blocks[w.i], err = p.encode(ctx, enc, buf, n)
-	}
+	w.of.release()
 	if err != nil {
-		p.fail(ctx, w.f, err)
+		p.chunkDone(ctx, w.f, n, err)
 		return
 	}
-	p.bar.Add(int64(n))
+	enc := <-wk.encs
+	var blob []byte
+	w.f.blocks[w.i], blob, err = p.encode(enc, buf, n)
+	switch {
+	case err == nil && blob != nil && wk.puts != nil:
+		wk.puts <- putReq{f: w.f, enc: enc, id: w.f.blocks[w.i].ID, blob: blob, n: n}
+		return
+	case err == nil && blob != nil:
+		err = p.put(ctx, w.f.blocks[w.i].ID, blob)
+	}
+	wk.encs <- enc
+	p.chunkDone(ctx, w.f, n, err)
 }
 
-// encode turns the first n bytes of a chunk buffer into a block, stores
-// its blob and gives the buffer back. A chunk whose content this pack has
-// encoded already is not encoded again: the blob is a function of the
+// chunkDone ends the work on a chunk of f of n bytes, which err failed
+// or not.
+func (p *packer) chunkDone(ctx context.Context, f *fileState, n int, err error) {
+	if err != nil {
+		p.fail(ctx, f, err)
+	} else {
+		p.bar.Add(int64(n))
+	}
+	p.release(f)
+}
+
+// encode turns the first n bytes of a chunk buffer into a block and gives
+// the buffer back. It returns the blob to store, valid until enc's next
+// use, or nil for a chunk whose content this pack has encoded already:
+// that chunk is not encoded again, as the blob is a function of the
 // content (convergent encryption), so its key, the content's hash, tells
-// its id, and the blob is in hand.
-func (p *packer) encode(ctx context.Context, enc *Encoder, buf *[]byte, n int) (Block, error) {
+// its id.
+func (p *packer) encode(enc *Encoder, buf *[]byte, n int) (Block, []byte, error) {
 	defer p.chunks.put(buf)
 	plain := (*buf)[:n]
 	key := blake2b.Sum256(plain)
 	if id, dup := p.ids.Load(key); dup {
-		return Block{ID: id.([HashSize]byte), Key: key}, nil
+		return Block{ID: id.([HashSize]byte), Key: key}, nil, nil
 	}
 	b, blob, err := enc.encodeKeyed(plain, key)
 	if err != nil {
-		return b, err
+		return b, nil, err
 	}
 	p.ids.Store(key, b.ID)
-	return b, p.put(ctx, b.ID, blob)
+	return b, blob, nil
 }
 
 // release drops a reference to f; the last one completes it.
@@ -636,7 +722,10 @@ func (p *packer) checkReuse(ctx context.Context, enc *Encoder, f *fileState, blo
 func (p *packer) reencode(ctx context.Context, enc *Encoder, f *fileState) {
 	blocks := make([]Block, 0, blocksFor(f.job.in.Size))
 	err := p.eachChunk(f, func(_ int, buf *[]byte, n int) error {
-		b, err := p.encode(ctx, enc, buf, n)
+		b, blob, err := p.encode(enc, buf, n)
+		if err == nil && blob != nil {
+			err = p.put(ctx, b.ID, blob)
+		}
 		if err != nil {
 			return err
 		}

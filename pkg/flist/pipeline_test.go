@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threefoldtech/zosbuilder/internal/procs"
 	"github.com/threefoldtech/zosbuilder/pkg/store"
 )
 
@@ -270,5 +271,78 @@ func TestPackFileChangedDuringPack(t *testing.T) {
 				t.Errorf("flist written: %v", err)
 			}
 		})
+	}
+}
+
+// remote hides that the store it wraps is local (store.Local).
+type remote struct{ store.Store }
+
+// local is a store on this machine, on a disk or in memory.
+type local struct {
+	store.Store
+	waits bool
+}
+
+func (l local) Local() (bool, bool) { return true, l.waits }
+
+// TestPackWorkers: a local store gets no more workers than CPUs, whatever
+// Parallel asks, and they write behind when its writes wait for a disk;
+// another store gets Parallel workers that store their own blobs.
+func TestPackWorkers(t *testing.T) {
+	dir := store.NewDir(t.TempDir())
+	disk, memory := local{dir, true}, local{dir, false}
+	tests := []struct {
+		name        string
+		st          store.Store
+		parallel    int
+		want        int
+		writeBehind bool
+	}{
+		{"disk", disk, 64, procs.CPUs(), true},
+		{"disk, fewer asked", disk, 1, 1, true},
+		{"disk, default", disk, 0, min(DefaultParallel, procs.CPUs()), true},
+		{"memory", memory, 64, procs.CPUs(), false},
+		{"remote", remote{dir}, 64, 64, false},
+		{"remote, default", remote{dir}, 0, DefaultParallel, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPacker(PackOptions{Store: tt.st, Parallel: tt.parallel})
+			if p.opt.Parallel != tt.want || p.writeBehind != tt.writeBehind {
+				t.Errorf("%d workers, write behind %v; want %d, %v", p.opt.Parallel, p.writeBehind, tt.want, tt.writeBehind)
+			}
+		})
+	}
+}
+
+// TestPackWriteBehind packs the same tree with workers that store their
+// own blobs and with workers that write behind: the same flist and blobs.
+func TestPackWriteBehind(t *testing.T) {
+	src := t.TempDir()
+	randomTree(t, src, "big/f", 9*BlockSize+3)
+	randomTree(t, src, "small/g", 1, 0, BlockSize, 2*BlockSize-1)
+	var flists [][]byte
+	var blobs []int
+	for _, waits := range []bool{false, true} {
+		root := t.TempDir()
+		fl := filepath.Join(t.TempDir(), "out.fl")
+		zero := int64(0)
+		st, err := Pack(ctx, src, fl, PackOptions{Store: local{store.NewDir(root), waits}, Parallel: 2, Time: &zero,
+			RouteOverride: []store.Route{{Start: 0, End: 255, URL: "dir:///store"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flists = append(flists, b)
+		blobs = append(blobs, st.Uploaded)
+		if rep, err := Verify(ctx, fl, VerifyOptions{Store: store.NewDir(root), Deep: true}); err != nil || !rep.OK() {
+			t.Errorf("write behind %v: %v, %v", waits, rep, err)
+		}
+	}
+	if !bytes.Equal(flists[0], flists[1]) || blobs[0] != blobs[1] || blobs[0] < 12 {
+		t.Errorf("the flists differ (%v) or the blobs uploaded do: %v", !bytes.Equal(flists[0], flists[1]), blobs)
 	}
 }

@@ -38,6 +38,9 @@ type Dir struct {
 	shards   [256]atomic.Bool // shard directory <hex[0:2]> known to exist
 	noDirect atomic.Bool      // the filesystem refused O_DIRECT
 	dirty    atomic.Bool      // blobs written since the last Sync
+
+	waitsOnce sync.Once
+	waits     bool // writes wait for a device (see Local)
 }
 
 func openDir(rawURL string, opt Options) (*Dir, error) {
@@ -306,6 +309,27 @@ func (d *Dir) Sync(context.Context) error {
 		return fmt.Errorf("dir store %s: sync: %w", d.root, err)
 	}
 	return nil
+}
+
+// Local implements Local: a dir store's writes wait for a device unless
+// its root (or, before the first Set, the nearest folder above it that
+// exists) is in memory: tmpfs or ramfs.
+func (d *Dir) Local() (local, waits bool) {
+	d.waitsOnce.Do(func() {
+		d.waits = true
+		for p := d.root; ; p = filepath.Dir(p) {
+			var st unix.Statfs_t
+			err := unix.Statfs(p, &st)
+			if err == nil {
+				d.waits = st.Type != unix.TMPFS_MAGIC && st.Type != unix.RAMFS_MAGIC
+				return
+			}
+			if !errors.Is(err, unix.ENOENT) || p == filepath.Dir(p) {
+				return
+			}
+		}
+	})
+	return true, d.waits
 }
 
 // Routes implements Store: dir://<root>, as rfs writes it.

@@ -90,6 +90,9 @@ func (r *Retrying) Set(ctx context.Context, id, blob []byte) error {
 // Routes implements Store.
 func (r *Retrying) Routes() []Route { return r.s.Routes() }
 
+// Local implements Local: the wrapped store's answer.
+func (r *Retrying) Local() (local, waits bool) { return IsLocal(r.s) }
+
 // Sync implements Syncer: the wrapped store's Sync, if it has one.
 func (r *Retrying) Sync(ctx context.Context) error { return Sync(ctx, r.s) }
 

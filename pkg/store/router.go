@@ -116,6 +116,19 @@ func (r *Router) Sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Local implements Local: a router is local when all its stores are, and
+// its writes wait when any of theirs do.
+func (r *Router) Local() (local, waits bool) {
+	for _, rt := range r.routes {
+		l, w := IsLocal(rt.store)
+		if !l {
+			return false, false
+		}
+		waits = waits || w
+	}
+	return len(r.routes) > 0, waits
+}
+
 // Routes implements Store: one row per route, in the order they were added,
 // with the router's range.
 func (r *Router) Routes() []Route {

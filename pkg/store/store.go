@@ -89,6 +89,26 @@ func Sync(ctx context.Context, s Store) error {
 	return nil
 }
 
+// Local is implemented by stores that may write to this machine's file
+// systems (a dir store). A writer gains nothing from more Sets in flight
+// than it has CPUs there: a Set costs CPU (the copy into the file) more
+// than waiting.
+type Local interface {
+	// Local reports whether every Set writes to this machine's file
+	// systems, and whether such a write waits for a device (a disk)
+	// rather than only copying into memory (tmpfs).
+	Local() (local, waits bool)
+}
+
+// IsLocal reports whether s writes only to this machine's file systems,
+// and whether those writes wait for a device.
+func IsLocal(s Store) (local, waits bool) {
+	if l, ok := s.(Local); ok {
+		return l.Local()
+	}
+	return false, false
+}
+
 // Route is one row of an flist's route table: blobs whose id[0] lies in
 // [Start, End] (inclusive) live in the store at URL.
 type Route struct {

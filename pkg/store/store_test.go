@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/threefoldtech/zosbuilder/internal/redact"
+	"golang.org/x/sys/unix"
 )
 
 func id(b0 byte) []byte {
@@ -351,6 +354,76 @@ func TestS3ConfigURLs(t *testing.T) {
 				if _, err := Open(pack); err != nil {
 					t.Errorf("Open(PackURL()): %v", err)
 				}
+			}
+		})
+	}
+}
+
+// TestIsLocal: a store is local when every blob it stores goes to this
+// machine's file systems.
+func TestIsLocal(t *testing.T) {
+	dir := "dir://" + t.TempDir()
+	tests := []struct {
+		spec string
+		want bool
+	}{
+		{dir, true},
+		{"00-7f=" + dir + ",80-ff=" + dir, true},
+		{"00-7f=" + dir + ",80-ff=s3://k:s@127.0.0.1:9/b", false},
+		{"s3://k:s@127.0.0.1:9/b", false},
+		{"http://127.0.0.1:9/blobs", false},
+	}
+	for _, tt := range tests {
+		s, err := Parse(tt.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := IsLocal(s); got != tt.want {
+			t.Errorf("IsLocal(%s) = %v, want %v", redact.MaskURL(tt.spec), got, tt.want)
+		}
+		if got, _ := IsLocal(NewRetry(s, RetryOptions{})); got != tt.want {
+			t.Errorf("IsLocal(NewRetry(%s)) = %v, want %v", redact.MaskURL(tt.spec), got, tt.want)
+		}
+	}
+	if local, _ := IsLocal(&Router{}); local {
+		t.Error("an empty router is local")
+	}
+}
+
+// TestDirWritesWait: a dir store's writes wait for a device unless its
+// root is in memory, which is asked of the nearest folder that exists
+// before the first Set creates the root.
+func TestDirWritesWait(t *testing.T) {
+	inMemory := func(dir string) bool {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, dir string }{
+		{"memory (/dev/shm)", "/dev/shm"},
+		{"the source tree's file system", cwd},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := os.Stat(tt.dir); err != nil {
+				t.Skip(err)
+			}
+			root := filepath.Join(tt.dir, "no-such-folder", "store")
+			local, waits := IsLocal(NewDir(root))
+			if !local || waits != !inMemory(tt.dir) {
+				t.Errorf("NewDir(%s): local %v, writes wait %v; the file system is in memory: %v", root, local, waits, inMemory(tt.dir))
+			}
+			r := &Router{}
+			r.Add(0, 127, NewDir(root))
+			r.Add(128, 255, NewDir(t.TempDir()))
+			if _, rw := IsLocal(r); rw != (waits || !inMemory(t.TempDir())) {
+				t.Errorf("router: writes wait %v", rw)
 			}
 		})
 	}
