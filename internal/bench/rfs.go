@@ -385,7 +385,7 @@ func packRuns(ctx context.Context, log logrus.FieldLogger, name string, open fun
 // measureCodec measures the whole codec on one core on a fresh sample of
 // the tree, freed before returning: it is not the pack's memory.
 func measureCodec(tree string) (float64, error) {
-	sample, err := sampleChunks(tree, 32)
+	sample, err := sampleChunks(tree, 128)
 	if err != nil {
 		return 0, err
 	}

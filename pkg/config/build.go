@@ -48,7 +48,7 @@ type Build struct {
 	FirmwareTag         string `key:"FIRMWARE_TAG" check:"tag" doc:"name of the firmware flist (firmware-<tag>.fl); empty uses the date"`
 	FirmwareFlistSource string `key:"FIRMWARE_FLIST_SOURCE" default:"alpine" check:"enum:alpine|local" doc:"what the firmware flist packs: alpine = every linux-firmware* package of the mirror, FIRMWARE_DIR's files on top; local = FIRMWARE_DIR alone, or the image's /lib/firmware when FIRMWARE_DIR is empty (before 2025-09)"`
 	EnableRFS           bool   `key:"ENABLE_RFS" default:"true" doc:"run the rfs_flists stage: pack modules and firmware flists and embed them in /etc/rfs"`
-	RFSJobs             int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists"`
+	RFSJobs             int    `key:"RFS_JOBS" default:"16" check:"min:1" doc:"parallel blob uploads when packing flists (to a dir store: at most one per CPU)"`
 	// LocalStoreRoute keeps flists packed without rfs.conf independent of
 	// the work tree's path (the store's own route would be dir://<its
 	// absolute path>), so the same inputs give the same flists anywhere.

@@ -25,15 +25,16 @@ import (
 // from a dispatcher, in walk order: the previous blocks of an unchanged
 // file, or one chunk of a changed one, which the worker reads itself (pread
 // at the chunk's offset, on a descriptor the file's chunks share), encodes
-// and stores. A chunk never changes goroutine on its way, so a single large
-// file still uses every core and no thread sleeps or wakes to hand it on;
-// whichever worker finishes a file's last chunk completes it. The block rows
+// and stores (on a disk, through its writer: see worker). A chunk does not
+// change goroutine on its way to the encoder, so a single large file still
+// uses every core and no thread sleeps or wakes to hand it on; whichever
+// goroutine finishes a file's last chunk completes it. The block rows
 // are written after the walk's inode rows and in walk order, so the flist
 // does not depend on which worker was fastest: the same tree gives the same
 // bytes.
 //
 // Memory does not grow with the size of the tree's files: each worker holds
-// one chunk buffer and one Encoder buffer at a time (see maxChunks).
+// one chunk buffer at a time (see maxChunks) and one or two Encoders.
 
 // fileState tracks one regular file through the pipeline.
 type fileState struct {

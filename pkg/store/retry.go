@@ -58,6 +58,11 @@ func NewRetry(s Store, opt RetryOptions) *Retrying {
 	if opt.AttemptTimeout == 0 {
 		opt.AttemptTimeout = DefaultAttemptTimeout
 	}
+	if local, _ := IsLocal(s); local {
+		// A file system call does not watch a context: a deadline per
+		// attempt would only cost a timer per blob.
+		opt.AttemptTimeout = -1
+	}
 	return &Retrying{s: s, opt: opt}
 }
 

@@ -20,6 +20,9 @@ type flaky struct {
 	block    bool // block until the context is done instead of failing
 }
 
+// Local implements Local: flaky stands for a remote store, which can hang.
+func (f *flaky) Local() (local, waits bool) { return false, false }
+
 func (f *flaky) Get(ctx context.Context, id []byte) ([]byte, error) {
 	n := f.calls.Add(1)
 	if n <= f.failures {
@@ -100,6 +103,32 @@ func TestRetryAttemptTimeout(t *testing.T) {
 	}
 	if f.calls.Load() != 2 {
 		t.Errorf("%d calls, want 2", f.calls.Load())
+	}
+}
+
+// TestRetryLocalNoAttemptTimeout: a local store's attempts get no deadline
+// of their own (a file system call does not watch it), the caller's only.
+func TestRetryLocalNoAttemptTimeout(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name         string
+		s            Store
+		wantDeadline bool
+	}{
+		{"local", NewDir(t.TempDir()), false},
+		{"remote", &flaky{Dir: NewDir(t.TempDir())}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRetry(tt.s, RetryOptions{AttemptTimeout: time.Minute})
+			var deadline bool
+			_ = r.do(ctx, "get", id(4), func(ctx context.Context) error {
+				_, deadline = ctx.Deadline()
+				return nil
+			})
+			if deadline != tt.wantDeadline {
+				t.Errorf("attempt deadline %v, want %v", deadline, tt.wantDeadline)
+			}
+		})
 	}
 }
 
