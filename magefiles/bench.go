@@ -38,20 +38,16 @@ func (Bench) Rfs(ctx context.Context) error {
 		return err
 	}
 	opt := bench.RfsOptions{TmpfsDir: "/dev/shm", Log: e.Log(), Tree: os.Getenv("BENCH_RFS_TREE")}
-	if v := os.Getenv("BENCH_RFS_MB"); v != "" {
-		mb, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || mb <= 0 {
-			return fmt.Errorf("BENCH_RFS_MB=%q: want a size in MiB", v)
-		}
-		opt.TreeBytes = mb << 20
+	mb, err := positiveEnv("BENCH_RFS_MB", "a size in MiB")
+	if err != nil {
+		return err
 	}
-	if v := os.Getenv("BENCH_RFS_RUNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("BENCH_RFS_RUNS=%q: want a number of runs", v)
-		}
-		opt.Runs = n
+	opt.TreeBytes = mb << 20
+	runs, err := positiveEnv("BENCH_RFS_RUNS", "a number of runs")
+	if err != nil {
+		return err
 	}
+	opt.Runs = int(runs)
 	rep, err := bench.Rfs(ctx, opt)
 	if err != nil {
 		return err
@@ -60,3 +56,17 @@ func (Bench) Rfs(ctx context.Context) error {
 }
 
 var errNoModulesTree = errors.New("no /lib/modules/* tree to benchmark on: set BENCH_TREE or install linux-image-amd64")
+
+// positiveEnv reads a positive integer from the environment variable name;
+// 0 when it is unset. want says what the variable holds, for the error.
+func positiveEnv(name, want string) (int64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want %s", name, v, want)
+	}
+	return n, nil
+}

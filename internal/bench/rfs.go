@@ -348,9 +348,10 @@ func (o *RfsOptions) defaults() error {
 
 // packRuns measures a store opt.Runs times, each time packing into the
 // fresh store open gives (and calling the function it returns with it
-// once done), and returns the median run by share of the ceiling. Each run's ceiling is the codec measured just before it: on a
-// shared machine the codec's own speed drifts by ±10% within minutes, and
-// single runs by more than that.
+// once done), and returns the median run by share of the ceiling. Each
+// run's ceiling is the codec measured just before it: on a shared machine
+// the codec's own speed drifts by ±10% within minutes, and single runs by
+// more than that.
 func packRuns(ctx context.Context, log logrus.FieldLogger, name string, open func(run int) (store.Store, func() error, error), tree, work string, opt RfsOptions, cores int) (PackRun, error) {
 	var runs []PackRun
 	for i := range opt.Runs {
@@ -640,30 +641,14 @@ func sampleChunks(tree string, n int) ([][]byte, error) {
 func measureSteps(sample [][]byte) ([]CodecStep, float64) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var plainBytes int64
+	plainBytes := sum(sample)
 	compressed := make([][]byte, len(sample))
 	sealed := make([][]byte, len(sample))
 	var enc flist.Encoder
 	for i, s := range sample {
-		plainBytes += int64(len(s))
 		compressed[i] = snappy.Encode(nil, s)
 		_, blob, _ := enc.Encode(s)
 		sealed[i] = append([]byte(nil), blob...)
-	}
-	sum := func(bs [][]byte) (n int64) {
-		for _, b := range bs {
-			n += int64(len(b))
-		}
-		return n
-	}
-	rate := func(bytes int64, fn func()) float64 {
-		start := threadCPU()
-		var rounds int64
-		for rounds == 0 || threadCPU()-start < time.Second/2 {
-			fn()
-			rounds++
-		}
-		return float64(bytes*rounds) / 1e6 / (threadCPU() - start).Seconds()
 	}
 	key := blake2b.Sum256(sample[0])
 	var dst []byte
@@ -694,25 +679,37 @@ func measureSteps(sample [][]byte) ([]CodecStep, float64) {
 }
 
 // codecRate is the whole codec's speed on one locked OS thread, in MB of
-// plain data per CPU second of that thread, over at least half a CPU
-// second.
+// plain data per CPU second of that thread.
 func codecRate(sample [][]byte) float64 {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var enc flist.Encoder
-	var plainBytes int64
-	for _, s := range sample {
-		plainBytes += int64(len(s))
-	}
-	start := threadCPU()
-	var rounds int64
-	for rounds == 0 || threadCPU()-start < time.Second/2 {
+	return rate(sum(sample), func() {
 		for _, s := range sample {
 			_, _, _ = enc.Encode(s)
 		}
+	})
+}
+
+// rate runs fn, which handles bytes, until the calling thread has spent at
+// least half a CPU second in it, and returns MB per CPU second of the
+// thread. The caller locks its OS thread.
+func rate(bytes int64, fn func()) float64 {
+	start := threadCPU()
+	var rounds int64
+	for rounds == 0 || threadCPU()-start < time.Second/2 {
+		fn()
 		rounds++
 	}
-	return float64(plainBytes*rounds) / 1e6 / (threadCPU() - start).Seconds()
+	return float64(bytes*rounds) / 1e6 / (threadCPU() - start).Seconds()
+}
+
+// sum is the total length of bs.
+func sum(bs [][]byte) (n int64) {
+	for _, b := range bs {
+		n += int64(len(b))
+	}
+	return n
 }
 
 func rusage(who int) time.Duration {

@@ -395,8 +395,9 @@ func (p *packer) eachChunk(f *fileState, use func(i int, buf *[]byte, n int) err
 // another thread costs more than a write that only copies it (tmpfs), and
 // a remote store already has Parallel workers waiting on it.
 type worker struct {
-	n    int           // Encoders: 2 with a writer, else 1
-	encs chan *Encoder // the Encoders not holding a blob being stored
+	// encs holds the Encoders not holding a blob being stored; its
+	// capacity is how many there are: 2 with a writer, else 1.
+	encs chan *Encoder
 	puts chan putReq   // nil without writeBehind
 	done chan struct{} // closed when the writer has stored every blob sent
 }
@@ -414,13 +415,17 @@ type putReq struct {
 // startWorker returns a worker, and with writeBehind starts its writer;
 // stop ends it.
 func (p *packer) startWorker(ctx context.Context) *worker {
-	wk := &worker{n: 1, encs: make(chan *Encoder, 2)}
-	wk.encs <- new(Encoder)
+	n := 1
+	if p.writeBehind {
+		n = 2
+	}
+	wk := &worker{encs: make(chan *Encoder, n)}
+	for range n {
+		wk.encs <- new(Encoder)
+	}
 	if !p.writeBehind {
 		return wk
 	}
-	wk.n++
-	wk.encs <- new(Encoder)
 	wk.puts, wk.done = make(chan putReq, 1), make(chan struct{})
 	go func() {
 		defer close(wk.done)
@@ -446,7 +451,7 @@ func (p *packer) do(ctx context.Context, wk *worker, w work) {
 	if w.reuse != nil {
 		// Every Encoder: the writer is idle, so the store sees at most
 		// one request per worker.
-		encs := make([]*Encoder, wk.n)
+		encs := make([]*Encoder, cap(wk.encs))
 		for i := range encs {
 			encs[i] = <-wk.encs
 		}
