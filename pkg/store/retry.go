@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"time"
 )
 
@@ -135,14 +136,17 @@ func (r *Retrying) attempt(ctx context.Context, fn func(context.Context) error) 
 	return fn(ctx)
 }
 
-// permanentErrs are the answers a retry cannot change.
+// permanentErrs are the answers a retry cannot change. The errnos are a dir
+// store's: a full disk or quota, a read-only file system and a refused
+// permission wait for a person, not for the next few seconds.
 var permanentErrs = []error{ErrNotFound, ErrAuth, ErrNoBucket, ErrReadOnly, ErrNotSupported,
-	ErrInvalidURL, ErrNotRoutable, errEmptyID, context.Canceled}
+	ErrInvalidURL, ErrNotRoutable, errEmptyID, context.Canceled,
+	syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM}
 
 // Permanent reports whether retrying cannot fix err: every store that was
 // asked gave an answer of that kind (not found, refused credentials, no
-// bucket, read-only, unsupported or invalid URL, unroutable id), or the
-// operation was canceled. Router.Get joins the errors of the replicas it
+// bucket, read-only, unsupported or invalid URL, unroutable id, no space
+// or no permission on a disk), or the operation was canceled. Router.Get joins the errors of the replicas it
 // tried; such an error is permanent only when each part is, so one replica
 // that timed out makes it worth retrying even if another said "not found".
 // A deadline is not permanent: the deadline of one attempt is what a retry

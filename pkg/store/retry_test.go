@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,6 +56,8 @@ func TestRetry(t *testing.T) {
 		// another: worth another try.
 		{"mixed replica errors are retried", 2, errors.Join(ErrNotFound, transient), 5, nil, 3},
 		{"all replicas not found", 9, errors.Join(fmt.Errorf("a: %w", ErrNotFound), ErrNotFound), 5, ErrNotFound, 1},
+		// What os.WriteFile returns on a full disk.
+		{"a full disk is not retried", 9, &fs.PathError{Op: "write", Path: "blob", Err: syscall.ENOSPC}, 5, syscall.ENOSPC, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +164,8 @@ func TestPermanent(t *testing.T) {
 		{errors.Join(ErrNotFound, io.EOF), false},
 		{fmt.Errorf("%w and %w", ErrNotFound, io.EOF), false},
 		{fmt.Errorf("wrapped: %w", errors.Join(ErrNotFound, fmt.Errorf("x: %w", ErrNotFound))), true},
+		{fmt.Errorf("put: %w", &fs.PathError{Op: "open", Path: "p", Err: syscall.EACCES}), true},
+		{&fs.PathError{Op: "write", Path: "p", Err: syscall.EIO}, false},
 	}
 	for _, tt := range tests {
 		if got := Permanent(tt.err); got != tt.want {
