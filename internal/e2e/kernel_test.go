@@ -17,7 +17,7 @@ import (
 )
 
 // TestOfflineKernel checks what kernel_modules and kernel_build made in the
-// shared offline build, the one kernel CI compiles: the module tree
+// shared offline build, the kernel CI compiles: the module tree
 // resolves like kmod's modprobe resolves it and does not point back into
 // the build tree, and vmlinuz.efi carries the archive beside it, with its
 // build id, and tells a stale archive or build id apart. (The boot tests
