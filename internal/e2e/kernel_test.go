@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -105,7 +106,7 @@ func TestOfflineKernel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if embedded, err := kernel.EmbeddedInitramfs(ctx, vmlinuz); err != nil || !strings.HasPrefix(string(embedded), string(packed)) {
+		if embedded, err := kernel.EmbeddedInitramfs(ctx, vmlinuz); err != nil || !bytes.HasPrefix(embedded, packed) {
 			t.Errorf("EmbeddedInitramfs: %v (found %d bytes, want a copy of the %d of %s)", err, len(embedded), len(packed), archive)
 		}
 		// A build id that is not the archive's: the image is stale.
