@@ -70,7 +70,10 @@ type PackRun struct {
 	FirstCPU       time.Duration // CPU time of this process during the first pack (not the S3 server's)
 	CPUBusy        float64       // FirstCPU / (wall time × cores): how much of the machine the pack got
 	CodecShare     float64       // share of FirstCPU the codec alone needs: the ceiling share on idle cores
-	SecondPercent  float64       // Second.Duration / First.Duration
+	SecondPercent  float64       // Second.Duration / First.Duration; over several runs, their median
+	SecondMin      float64       // the lowest SecondPercent of the runs
+	SecondMax      float64       // and the highest
+	SecondUploads  int           // the most blobs any run's second pack uploaded
 	PeakRSS        int64         // the process's peak resident memory during the first pack (VmHWM), bytes; 0: unknown
 }
 
@@ -118,11 +121,12 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 	p("| store | first pack | MB/s | %% of ceiling | CPU busy | codec share of CPU | peak RSS | blobs uploaded | second pack | blobs uploaded | second / first |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, run := range r.Runs {
-		p("| %s | %.2f s | %.0f | %s | %.0f%% | %.0f%% | %s | %d | %.2f s | %d | %.1f%% |\n", run.Store,
+		p("| %s | %.2f s | %.0f | %s | %.0f%% | %.0f%% | %s | %d | %.2f s | %d | %s |\n", run.Store,
 			run.First.Duration.Seconds(), run.FirstMBps, run.percentRange(), run.CPUBusy, run.CodecShare, mb(run.PeakRSS),
-			run.First.Uploaded, run.Second.Duration.Seconds(), run.Second.Uploaded, run.SecondPercent)
+			run.First.Uploaded, run.Second.Duration.Seconds(), run.SecondUploads, run.secondRange())
 	}
-	p("\nEach store is measured %d times, each time into a fresh store, against the codec measured just before; the row is the median run by %% of ceiling, with the range of all runs in brackets. ", r.runs())
+	p("\nEach store is measured %d times, each time into a fresh store, against the codec measured just before; the row is the median run by %% of ceiling, with the range of all runs in brackets, "+
+		"except second / first: the median of the runs' ratios, with their range, and the second pack's blobs uploaded: the most of any run. ", r.runs())
 	p("CPU busy: the pack's CPU time over wall time × cores (below 100%%: the cores were shared or idle). " +
 		"Codec share: the CPU time the codec alone needs for the tree over the pack's CPU time, i.e. the %% of the ceiling the pack reaches when it has the cores to itself. " +
 		"Peak RSS: the process's VmHWM, reset before each pack; the largest of the runs.\n")
@@ -139,10 +143,10 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 			continue
 		}
 		p("- %s: first pack >= %.0f%% of the ceiling: %s (median run: %s by wall clock, %.0f%% by CPU); "+
-			"second pack <= %.0f%% of the first, uploading nothing: %s (%.1f%%, %d blobs, %d of %d files unchanged); "+
+			"second pack <= %.0f%% of the first, uploading nothing: %s (median %s, %d blobs, %d of %d files unchanged); "+
 			"peak RSS <= %s: %s (%s).\n",
 			run.Store, run.Goal, goalStatus(run.CeilingPercent >= run.Goal, run.CodecShare >= run.Goal), run.percentRange(), run.CodecShare,
-			goalSecond, met(run.Second.Uploaded == 0 && run.SecondPercent <= goalSecond), run.SecondPercent, run.Second.Uploaded,
+			goalSecond, met(run.SecondUploads == 0 && run.SecondPercent <= goalSecond), run.secondRange(), run.SecondUploads,
 			run.Second.Reused, run.Second.Files,
 			mb(goalPeakRSS), met(run.PeakRSS > 0 && run.PeakRSS <= goalPeakRSS), mb(run.PeakRSS))
 	}
@@ -156,6 +160,15 @@ func (run PackRun) percentRange() string {
 		return fmt.Sprintf("%.0f%%", run.CeilingPercent)
 	}
 	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", run.CeilingPercent, run.MinPercent, run.MaxPercent)
+}
+
+// secondRange is the second pack's time over the first's, with the range
+// of all runs when there were several.
+func (run PackRun) secondRange() string {
+	if run.Runs <= 1 {
+		return fmt.Sprintf("%.1f%%", run.SecondPercent)
+	}
+	return fmt.Sprintf("%.1f%% (%.1f–%.1f%%)", run.SecondPercent, run.SecondMin, run.SecondMax)
 }
 
 // runs is how many times each store was measured.
@@ -376,10 +389,19 @@ func packRuns(ctx context.Context, log logrus.FieldLogger, name string, open fun
 	sort.Slice(runs, func(a, b int) bool { return runs[a].CeilingPercent < runs[b].CeilingPercent })
 	med := runs[len(runs)/2]
 	med.Runs, med.MinPercent, med.MaxPercent = len(runs), runs[0].CeilingPercent, runs[len(runs)-1].CeilingPercent
+	// The second pack (tens of milliseconds) has noise of its own: its goal
+	// is judged on the median of the runs' ratios, not on the run whose
+	// first pack was the median (the higher middle of an even count).
+	seconds := make([]float64, 0, len(runs))
 	for _, run := range runs {
-		// Memory is not the machine's noise: the goal is on the largest.
+		// Memory and uploads are not the machine's noise: their goals
+		// are on the largest.
 		med.PeakRSS = max(med.PeakRSS, run.PeakRSS)
+		med.SecondUploads = max(med.SecondUploads, run.Second.Uploaded)
+		seconds = append(seconds, run.SecondPercent)
 	}
+	sort.Float64s(seconds)
+	med.SecondPercent, med.SecondMin, med.SecondMax = seconds[len(seconds)/2], seconds[0], seconds[len(seconds)-1]
 	return med, nil
 }
 

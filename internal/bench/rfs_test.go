@@ -36,6 +36,9 @@ func TestRfsSmall(t *testing.T) {
 		if run.Runs != 2 || run.MinPercent > run.CeilingPercent || run.CeilingPercent > run.MaxPercent || run.CeilingMBps <= 0 {
 			t.Errorf("%s: %d runs, %.0f%% of the ceiling (%.0f MB/s), range %.0f-%.0f%%", run.Store, run.Runs, run.CeilingPercent, run.CeilingMBps, run.MinPercent, run.MaxPercent)
 		}
+		if run.SecondUploads != 0 || run.SecondMin > run.SecondPercent || run.SecondPercent > run.SecondMax || run.SecondMax <= 0 {
+			t.Errorf("%s: second / first %.1f%%, range %.1f-%.1f%%, %d blobs uploaded", run.Store, run.SecondPercent, run.SecondMin, run.SecondMax, run.SecondUploads)
+		}
 		if run.PeakRSS <= 0 {
 			t.Errorf("%s: no peak RSS measured", run.Store)
 		}
