@@ -74,8 +74,8 @@ func (d *Dir) Root() string { return d.root }
 // shardedPath is where a blob is in the layout Set writes,
 // <root>/<hex[0:2]>/<hex>, and flatPath where rfs v2.0.x put it. Built by
 // concatenation: Exists runs once per blob of a pack, and filepath.Join's
-// cleaning was a tenth of a second pack's CPU (the names hold no
-// separators, the root is clean).
+// cleaning was a third of its CPU (the names hold no separators, the root
+// is clean).
 func (d *Dir) shardedPath(name string) string { return d.prefix + name[:2] + "/" + name }
 
 func (d *Dir) flatPath(name string) string { return d.prefix + name }
