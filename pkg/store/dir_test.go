@@ -139,3 +139,30 @@ func TestSyncThroughWrappers(t *testing.T) {
 		t.Errorf("unsynced after Sync: %v, %v", a.dirty.Load(), b.dirty.Load())
 	}
 }
+
+// TestDirRootSpellings: the blob paths are built by concatenation, so a
+// root given with a trailing separator or unclean parts must still put a
+// blob at <root>/<hex[0:2]>/<hex>, where the other spellings find it.
+func TestDirRootSpellings(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	spellings := []string{root, root + "/", root + "//", root + "/sub/..", root + "/./"}
+	for i, spelling := range spellings {
+		blobID := id(byte(i))
+		if err := NewDir(spelling).Set(ctx, blobID, buffer(100, false)); err != nil {
+			t.Fatalf("%s: %v", spelling, err)
+		}
+		name := Hex(blobID)
+		if _, err := os.Stat(filepath.Join(root, name[:2], name)); err != nil {
+			t.Errorf("%s: the blob is not at <root>/<hex[0:2]>/<hex>: %v", spelling, err)
+		}
+		for _, other := range spellings {
+			if ok, err := NewDir(other).Exists(ctx, blobID); !ok || err != nil {
+				t.Errorf("written through %q, Exists through %q: %v, %v", spelling, other, ok, err)
+			}
+		}
+	}
+	if got := NewDir("/").shardedPath("abcd"); got != "/ab/abcd" {
+		t.Errorf("the root directory's blob path: %q", got)
+	}
+}
