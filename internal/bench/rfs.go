@@ -156,19 +156,22 @@ func (r RfsReport) WriteTable(w io.Writer) error {
 // percentRange is the run's share of the ceiling, with the range of all
 // runs when there were several.
 func (run PackRun) percentRange() string {
-	if run.Runs <= 1 {
-		return fmt.Sprintf("%.0f%%", run.CeilingPercent)
-	}
-	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", run.CeilingPercent, run.MinPercent, run.MaxPercent)
+	return withRange(0, run.Runs, run.CeilingPercent, run.MinPercent, run.MaxPercent)
 }
 
 // secondRange is the second pack's time over the first's, with the range
 // of all runs when there were several.
 func (run PackRun) secondRange() string {
-	if run.Runs <= 1 {
-		return fmt.Sprintf("%.1f%%", run.SecondPercent)
+	return withRange(1, run.Runs, run.SecondPercent, run.SecondMin, run.SecondMax)
+}
+
+// withRange formats a percentage with decimals digits, followed by the
+// range lo–hi when it came from several runs.
+func withRange(decimals, runs int, v, lo, hi float64) string {
+	if runs <= 1 {
+		return fmt.Sprintf("%.*f%%", decimals, v)
 	}
-	return fmt.Sprintf("%.1f%% (%.1f–%.1f%%)", run.SecondPercent, run.SecondMin, run.SecondMax)
+	return fmt.Sprintf("%.*f%% (%.*f–%.*f%%)", decimals, v, decimals, lo, decimals, hi)
 }
 
 // runs is how many times each store was measured.
